@@ -1,0 +1,172 @@
+"""From dataset samples to padded batches, and reproducible DataLoaders.
+
+Reproducibility: the augmentation of sample ``index`` in epoch ``epoch`` uses
+``np.random.default_rng([seed, epoch, index])`` (see :class:`DetectionDataset`), and the sample order
+is a function of ``(seed, epoch)`` (:class:`EpochRandomSampler` / ``DistributedSampler``). Calling
+:func:`set_loader_epoch` at the start of each epoch therefore gives a resumed run exactly the batches
+of the original run, whatever the number of workers. Workers are not persistent, so each epoch's
+workers see the epoch set on the dataset.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data.distributed import DistributedSampler
+
+
+@dataclass
+class DetectionBatch:
+    """A padded batch: ``gt_labels == -1`` marks padding (an image may have no objects)."""
+
+    images: torch.Tensor  # [B, 3, S, S] float32 0..1
+    gt_boxes: torch.Tensor  # [B, G, 4] float32, S-pixels
+    gt_labels: torch.Tensor  # [B, G] int64, -1 = padding
+    metas: list[dict]  # image_id, orig_size (h, w), scale (sy, sx), gt (original-pixel annotation)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> DetectionBatch:
+        """Move the tensors to ``device`` (metas stay on the host)."""
+        return DetectionBatch(
+            self.images.to(device, non_blocking=non_blocking),
+            self.gt_boxes.to(device, non_blocking=non_blocking),
+            self.gt_labels.to(device, non_blocking=non_blocking),
+            self.metas,
+        )
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+class DetectionDataset(Dataset):
+    """Wraps a loader (VOC/COCO/YOLO) with a transform; samples are
+    ``(image [3,S,S], boxes [N,4] S-px, labels [N], meta)``.
+
+    Ignored boxes (VOC difficult / COCO crowd) are never training targets; ``meta["gt"]`` keeps the full
+    original-pixel annotation (boxes, labels, ignore) for evaluation. With ``train=True`` the
+    transform receives ``np.random.default_rng([seed, epoch, index])``; call ``set_epoch`` each epoch.
+    """
+
+    def __init__(self, base_dataset: Dataset, transform: Callable, train: bool, seed: int = 0) -> None:
+        self.base = base_dataset
+        self.transform = transform
+        self.train = train
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentations ``__getitem__`` reproduces."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def sample_rng(self, index: int) -> np.random.Generator:
+        """The Generator that drives the augmentation of ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, int(index)])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict]:
+        image, target = self.base[index]
+        h, w = image.shape[:2]
+        keep = ~np.asarray(target["ignore"], bool)
+        rng = self.sample_rng(index) if self.train else None
+        tensor, boxes, labels = self.transform(image, target["boxes"][keep], target["labels"][keep], rng=rng)
+        size = tensor.shape[-2:]
+        meta = {
+            "image_id": int(target["image_id"]),
+            "orig_size": (h, w),
+            "scale": (size[0] / h, size[1] / w),
+            "gt": {"boxes": target["boxes"], "labels": target["labels"], "ignore": target["ignore"]},
+        }
+        return tensor, boxes, labels, meta
+
+
+def collate_detections(batch: list[tuple[torch.Tensor, np.ndarray, np.ndarray, dict]]) -> DetectionBatch:
+    """Stack images and pad GT to ``G = max(1, max objects)`` with label -1 (boxes 0)."""
+    images = torch.stack([b[0] for b in batch])  # [B, 3, S, S]
+    g = max([1] + [len(b[2]) for b in batch])
+    gt_boxes = torch.zeros((len(batch), g, 4), dtype=torch.float32)
+    gt_labels = torch.full((len(batch), g), -1, dtype=torch.int64)
+    for i, (_, boxes, labels, _) in enumerate(batch):
+        n = len(labels)
+        if n:
+            gt_boxes[i, :n] = torch.as_tensor(np.asarray(boxes, np.float32).reshape(n, 4))
+            gt_labels[i, :n] = torch.as_tensor(np.asarray(labels, np.int64))
+    return DetectionBatch(images, gt_boxes, gt_labels, [b[3] for b in batch])
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed numpy/random from torch's per-worker seed; one cv2 thread."""
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)  # noqa: NPY002 (seeds the legacy global for third-party code)
+    random.seed(worker_seed)
+    cv2.setNumThreads(1)
+
+
+class EpochRandomSampler(Sampler[int]):
+    """Shuffled indices that depend only on ``(seed, epoch)``: a single-process DistributedSampler."""
+
+    def __init__(self, data_source: Dataset, seed: int = 0) -> None:
+        self.n = len(data_source)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    num_workers: int,
+    seed: int,
+    distributed: bool = False,
+    drop_last: bool = False,
+) -> DataLoader:
+    """DataLoader with ``collate_detections``, seeded workers and an epoch-aware sampler
+    (``DistributedSampler`` when ``distributed``). Call :func:`set_loader_epoch` before each epoch."""
+    generator = torch.Generator().manual_seed(int(seed))
+    if distributed:
+        sampler: Sampler[int] | None = DistributedSampler(dataset, shuffle=shuffle, seed=int(seed), drop_last=drop_last)
+    elif shuffle:
+        sampler = EpochRandomSampler(dataset, seed)
+    else:
+        sampler = None
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_detections,
+        worker_init_fn=seed_worker,
+        generator=generator,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=drop_last,
+        persistent_workers=False,
+    )
+    loader.mgdet_seed = int(seed)  # read by set_loader_epoch
+    return loader
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
+    """Set the epoch on the loader's sampler and dataset (order and augmentations follow it)."""
+    for obj in (loader.sampler, loader.dataset):
+        if hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)
+    seed = getattr(loader, "mgdet_seed", None)
+    if loader.generator is not None and seed is not None:  # worker base seeds follow (seed, epoch) too
+        loader.generator.manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))

@@ -1,0 +1,168 @@
+"""``check_dataset``: every problem of a dataset at once (the ``mgdet data check ROOT`` verb).
+
+It builds the loader with ``on_error="skip"`` (so annotation problems are collected, not raised),
+then scans every image with a fast header-level check (:func:`~mgdet.data.image_io.probe_image`:
+missing, zero-byte, truncated, non-image, size different from the annotation).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .coco import CocoDataset
+from .errors import IMAGE, DatasetError, Problem
+from .image_io import probe_image
+from .records import RecordDataset
+from .voc import VOC_CLASSES, VOCDataset
+from .yolo import YoloDataset
+
+FORMATS = ("auto", "voc", "coco", "yolo")
+
+
+@dataclass
+class CheckReport:
+    """What ``check_dataset`` found. ``ok`` is True when there are no errors and no broken images."""
+
+    source: str
+    format: str
+    num_images: int = 0
+    num_objects: int = 0
+    num_ignored: int = 0
+    class_histogram: dict[str, int] = field(default_factory=dict)
+    repairs: Counter = field(default_factory=Counter)
+    errors: list[Problem] = field(default_factory=list)
+    broken_images: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.broken_images
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Errors and broken images together."""
+        return self.errors + self.broken_images
+
+    def summary(self) -> str:
+        """A plain-text table for the CLI."""
+        lines = [
+            f"dataset   {self.source} ({self.format})",
+            f"images    {self.num_images}",
+            f"objects   {self.num_objects} ({self.num_ignored} ignored)",
+            "classes:",
+        ]
+        width = max([len(n) for n in self.class_histogram] + [5])
+        lines += [f"  {n:<{width}}  {c}" for n, c in self.class_histogram.items()]
+        if self.repairs:
+            lines.append("repairs:")
+            lines += [f"  {k:<{width}}  {v}" for k, v in sorted(self.repairs.items()) if v]
+        lines.append(f"errors    {len(self.errors)}")
+        lines += [f"  {p}" for p in self.errors]
+        lines.append(f"broken images  {len(self.broken_images)}")
+        lines += [f"  {p}" for p in self.broken_images]
+        lines.append("OK" if self.ok else "PROBLEMS FOUND")
+        return "\n".join(lines)
+
+
+def _read_classes(path: Path) -> tuple[str, ...] | None:
+    if not path.is_file():
+        return None
+    return tuple(ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
+
+
+def open_dataset(
+    root: str | Path,
+    format: str = "auto",
+    split: str | None = None,
+    class_names: tuple[str, ...] | list[str] | None = None,
+    on_error: str = "skip",
+) -> RecordDataset:
+    """Build a loader for a dataset folder by layout.
+
+    - VOC (``Annotations/``): ``split`` (default: ``trainval``, else ``train``, else the first split
+      file); classes from ``classes.txt`` if present, else VOC's 20.
+    - COCO: ``root`` is the json file (images next to it or in ``../JPEGImages`` / ``../images``) or a
+      folder with ``annotations/instances_<split>.json`` and ``JPEGImages/`` (the benchmark layout).
+    - YOLO (``labels/`` + ``images/``): classes from ``classes.txt`` (or ``class_names``).
+    """
+    root = Path(root)
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if format == "auto":
+        if root.is_file() and root.suffix == ".json":
+            format = "coco"
+        elif (root / "Annotations").is_dir():
+            format = "voc"
+        elif (root / "labels").is_dir():
+            format = "yolo"
+        elif (root / "annotations").is_dir():
+            format = "coco"
+        else:
+            raise DatasetError("cannot tell the dataset format (expected Annotations/, labels/ or a .json)", root)
+    if format == "voc":
+        names = class_names or _read_classes(root / "classes.txt") or VOC_CLASSES
+        if split is None:
+            main = root / "ImageSets" / "Main"
+            split = next((s for s in ("trainval", "train") if (main / f"{s}.txt").is_file()), None)
+            if split is None:
+                found = sorted(main.glob("*.txt"))
+                if not found:
+                    raise DatasetError("no split file found in ImageSets/Main", main)
+                split = found[0].stem
+        return VOCDataset(root, split, names, on_error=on_error)
+    if format == "yolo":
+        names = class_names or _read_classes(root / "classes.txt")
+        if names is None:
+            raise DatasetError("YOLO dataset needs class names (classes.txt or class_names=)", root)
+        return YoloDataset(root / "images", root / "labels", names, on_error=on_error)
+    if root.is_file():
+        ann = root
+        image_dir = next(
+            (d for d in (root.parent.parent / "JPEGImages", root.parent.parent / "images") if d.is_dir()),
+            root.parent,
+        )
+    else:
+        ann = root / "annotations" / f"instances_{split or 'train'}.json"
+        image_dir = root / "JPEGImages" if (root / "JPEGImages").is_dir() else root / "images"
+    return CocoDataset(image_dir, ann, class_names, on_error=on_error)
+
+
+def check_dataset(
+    source: str | Path | RecordDataset,
+    format: str = "auto",
+    split: str | None = None,
+    class_names: tuple[str, ...] | list[str] | None = None,
+    scan_images: bool = True,
+) -> CheckReport:
+    """List ALL problems of a dataset (a folder/json as in :func:`open_dataset`, or a built loader).
+
+    File-level problems that make the whole dataset unreadable (no split file, json not parsable)
+    are reported as the only error. Never raises DatasetError.
+    """
+    report = CheckReport(str(source) if not isinstance(source, RecordDataset) else type(source).__name__, format)
+    if isinstance(source, RecordDataset):
+        ds = source
+    else:
+        try:
+            ds = open_dataset(source, format, split, class_names, on_error="skip")
+        except DatasetError as exc:
+            report.errors.append(Problem(exc.file or str(source), exc.reason, exc.field, exc.line))
+            return report
+    report.format = type(ds).__name__
+    report.repairs = Counter(ds.repairs)
+    for p in ds.problems:
+        (report.broken_images if p.kind == IMAGE else report.errors).append(p)
+    hist = Counter()
+    for rec in ds.records:
+        hist.update(rec.labels.tolist())
+        report.num_ignored += int(rec.ignore.sum())
+        if scan_images:
+            try:
+                probe_image(rec.path, expected_hw=(rec.height, rec.width))
+            except DatasetError as exc:
+                report.broken_images.append(Problem(str(rec.path), exc.reason, key=rec.key, kind=IMAGE))
+    report.num_images = len(ds.records)
+    report.num_objects = sum(len(r.labels) for r in ds.records)
+    report.class_histogram = {name: hist.get(i, 0) for i, name in enumerate(ds.class_names)}
+    return report

@@ -1,0 +1,241 @@
+"""Detector = backbone + neck + head, with its anchors (or FCOS points), loss and inference.
+
+:func:`build_detector` is the only constructor; ``Detector.config`` holds its arguments so a checkpoint
+can rebuild the model with ``build_detector(**config)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mgdet import anchors as anchor_lib
+from mgdet.assign import Assignment, assign
+from mgdet.assign_fcos import assign_fcos, level_ranges
+from mgdet.boxes import clip_boxes, decode
+from mgdet.losses import LossConfig, detection_loss
+from mgdet.models.backbones import build_backbone
+from mgdet.models.fcos import decode_ltrb, fcos_loss, generate_points
+from mgdet.models.heads import LevelHead, SharedTowerHead
+from mgdet.models.necks import AuthorsFPNNeck, FSSDNeck, RetinaFPN, RFBNeck
+from mgdet.models.pretrained import load_pretrained
+from mgdet.nms import batched_nms
+
+DETECTORS = ("fssd", "retinanet", "rfbnet", "fcos")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Detector(nn.Module):
+    """One-stage detector. ``forward(images [B, 3, H, W] RGB in [0, 1])`` -> ``{"cls_logits" [B, A, C],
+    "box_deltas" [B, A, 4]}`` (+ ``"centerness" [B, A]`` for FCOS).
+
+    ``anchors`` ``[A, 4]`` xyxy (FCOS: points ``[A, 2]`` with ``strides [A]`` and ``ranges [A, 2]``) are
+    generated from the real feature-map sizes and follow the input size of the latest forward.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        backbone: nn.Module,
+        neck: nn.Module,
+        head: nn.Module,
+        layout: anchor_lib.AnchorLayout | None,
+        strides: tuple[int, ...],
+        loss_cfg: LossConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = dict(config)
+        self.name = config["name"]
+        self.num_classes = int(config["num_classes"])
+        self.is_fcos = layout is None
+        self.layout = layout
+        self.level_strides = strides
+        self.loss_cfg = loss_cfg or LossConfig()
+        self.channels_last = bool(config.get("channels_last", False))
+        self.backbone, self.neck, self.head = backbone, neck, head
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("anchors", torch.zeros(0, 2 if self.is_fcos else 4), persistent=False)
+        self.register_buffer("strides", torch.zeros(0), persistent=False)
+        self.register_buffer("ranges", torch.zeros(0, 2), persistent=False)
+        self.feature_sizes: list[tuple[int, int]] = []
+        self.input_hw: tuple[int, int] = (0, 0)
+        self.last_assignment: Assignment | None = None
+        size = config.get("input_size", 320)
+        self.input_size = size
+        self._probe(size)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    # ----------------------------------------------------------------------------------------- anchors
+    @torch.no_grad()
+    def _probe(self, size: int | tuple[int, int]) -> None:
+        """One dummy forward (eval mode) to read the real feature-map sizes and build anchors."""
+        h, w = (size, size) if isinstance(size, int) else size
+        was_training = self.training
+        self.eval()
+        self.forward(torch.zeros(1, 3, h, w, device=self.mean.device))
+        self.train(was_training)
+
+    def _set_anchors(self, sizes: list[tuple[int, int]], hw: tuple[int, int]) -> None:
+        dev = self.mean.device
+        if self.is_fcos:
+            ranges = level_ranges(len(sizes))
+            points, strides, rngs = generate_points(self.level_strides, sizes, ranges)
+            self.anchors, self.strides, self.ranges = points.to(dev), strides.to(dev), rngs.to(dev)
+        else:
+            self.anchors = anchor_lib.generate_anchors(self.layout, hw, sizes).to(dev)
+        self.feature_sizes, self.input_hw = sizes, hw
+
+    # ----------------------------------------------------------------------------------------- forward
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        x = (images - self.mean) / self.std  # [B, 3, H, W] ImageNet-normalized
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        levels = self.neck(self.backbone(x))
+        sizes = [(int(f.shape[-2]), int(f.shape[-1])) for f in levels]
+        hw = (int(images.shape[-2]), int(images.shape[-1]))
+        if sizes != self.feature_sizes or hw != self.input_hw:
+            self._set_anchors(sizes, hw)
+        out = self.head(levels)
+        if self.is_fcos:
+            out["centerness"] = out["centerness"].squeeze(-1)  # [B, A]
+        return out
+
+    def decode_boxes(self, box_deltas: Tensor) -> Tensor:
+        """[B, A, 4] head output -> [B, A, 4] xyxy input pixels."""
+        if self.is_fcos:
+            return decode_ltrb(box_deltas, self.anchors, self.strides)
+        return decode(box_deltas, self.anchors)
+
+    # -------------------------------------------------------------------------------------------- loss
+    def loss(
+        self, outputs: dict[str, Tensor], gt_boxes: Tensor, gt_labels: Tensor, strategy: str
+    ) -> dict[str, Tensor]:
+        """Assign with ``strategy`` on detached predictions, then the losses; see CONTRACTS.md."""
+        cls_logits, box_deltas = outputs["cls_logits"], outputs["box_deltas"]
+        pred_boxes = self.decode_boxes(box_deltas.detach().float())  # [B, A, 4]
+        pred_scores = cls_logits.detach().float().sigmoid()  # [B, A, C]
+        cfg = self.config
+        if self.is_fcos:
+            a = assign_fcos(
+                strategy, self.anchors, self.strides, self.ranges, gt_boxes, gt_labels,
+                pred_boxes, pred_scores, sigma=cfg.get("sigma", 2.0),
+            )  # fmt: skip
+            out = fcos_loss(
+                a, cls_logits, box_deltas, outputs["centerness"], self.anchors, self.strides,
+                gt_boxes, gt_labels, self.loss_cfg,
+            )  # fmt: skip
+            total = out["loss_cls"] + out["loss_reg"] + out["loss_ctr"]
+        else:
+            a = assign(
+                strategy, self.anchors, gt_boxes, gt_labels, pred_boxes, pred_scores,
+                pos_iou=cfg.get("pos_iou", 0.5), neg_iou=cfg.get("neg_iou", 0.4), sigma=cfg.get("sigma", 2.0),
+            )  # fmt: skip
+            out = detection_loss(a, cls_logits, box_deltas, self.anchors, gt_boxes, gt_labels, self.loss_cfg)
+            total = out["loss_cls"] + out["loss_reg"]
+        self.last_assignment = a
+        return {"loss": total, **out, "disagree": a.disagreement().detach()}
+
+    # --------------------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def predict(
+        self,
+        outputs: dict[str, Tensor],
+        score_thresh: float = 0.005,
+        nms_iou: float = 0.5,
+        max_det: int = 300,
+        pre_nms_topk: int = 1000,
+    ) -> list[dict[str, Tensor]]:
+        """Decode, clip, threshold, per-image top-k over (anchor, class) pairs, class-aware NMS,
+        at most ``max_det`` per image."""
+        scores = outputs["cls_logits"].float().sigmoid()  # [B, A, C]
+        if self.is_fcos:
+            scores = (scores * outputs["centerness"].float().sigmoid()[..., None]).sqrt()
+        b, a, c = scores.shape
+        h, w = self.input_hw
+        boxes = clip_boxes(self.decode_boxes(outputs["box_deltas"].float()), h, w)  # [B, A, 4]
+        k = min(pre_nms_topk, a * c)
+        top_s, top_i = scores.reshape(b, -1).topk(k, dim=1)  # [B, k]
+        anchor_i, labels = top_i // c, top_i % c
+        top_boxes = boxes.gather(1, anchor_i[..., None].expand(-1, -1, 4))  # [B, k, 4]
+        results = []
+        for i in range(b):
+            m = top_s[i] > score_thresh
+            bx, sc, lb = top_boxes[i][m], top_s[i][m], labels[i][m]
+            keep = batched_nms(bx, sc, lb, nms_iou)[:max_det]
+            results.append({"boxes": bx[keep], "scores": sc[keep], "labels": lb[keep]})
+        return results
+
+
+def build_detector(
+    name: str,
+    backbone: str,
+    num_classes: int,
+    input_size: int | tuple[int, int] = 320,
+    pretrained: str | None = None,
+    **opts: Any,
+) -> Detector:
+    """Build a detector.
+
+    name: ``"fssd"`` | ``"retinanet"`` | ``"rfbnet"`` (VGG-16 only) | ``"fcos"``; backbone: ``"resnet18"`` |
+    ``"vgg16"`` | ``"mobilenet_v2"``. ``pretrained``: weight source for the backbone (see
+    :func:`mgdet.models.pretrained.load_pretrained`), not stored in ``config``.
+
+    Options (all stored in ``Detector.config``): ``neck_width`` (256; RFBNet 512), ``head_width``
+    (= neck width), ``head_depth`` (1 per-level 3x3 conv; canonical 4), ``num_levels`` (4),
+    ``canonical`` (RetinaNet only: P3-P7 FPN, shared 4-conv towers, 9 anchors), ``norm`` (canonical
+    towers: ``"gn"`` | ``"none"``), ``fc67`` (VGG fc6/fc7; default only for RFBNet), ``channels_last``,
+    ``pos_iou``/``neg_iou``/``sigma`` (assignment), ``loss`` (dict of :class:`LossConfig` fields).
+    """
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; choose from {DETECTORS}")
+    canonical = bool(opts.get("canonical", False))
+    if canonical and name != "retinanet":
+        raise ValueError("canonical=True is only defined for retinanet")
+    if name == "rfbnet" and backbone != "vgg16":
+        raise ValueError("RFBNet is built on VGG-16 only (as in the paper)")
+    config: dict[str, Any] = {
+        "name": name, "backbone": backbone, "num_classes": num_classes, "input_size": input_size, **opts
+    }  # fmt: skip
+    fc67 = bool(opts.get("fc67", name == "rfbnet"))
+    bb = build_backbone(backbone, fc67=fc67)
+    if pretrained is not None:
+        load_pretrained(bb, pretrained)
+    in_ch = tuple(bb.out_channels)
+    num_levels = int(opts.get("num_levels", 5 if canonical else 4))
+    strides = tuple(8 * 2**i for i in range(num_levels))
+    loss_cfg = LossConfig(**opts.get("loss", {}))
+
+    if canonical:
+        width = int(opts.get("neck_width", 256))
+        neck: nn.Module = RetinaFPN(in_ch, width, num_levels)
+        layout = anchor_lib.retinanet_layout(strides)
+        head: nn.Module = SharedTowerHead(
+            width, layout.num_anchors, {"cls_logits": num_classes, "box_deltas": 4},
+            width=int(opts.get("head_width", width)), depth=int(opts.get("head_depth", 4)),
+            norm=opts.get("norm", "gn"),
+        )  # fmt: skip
+        return Detector(config, bb, neck, head, layout, strides, loss_cfg)
+
+    if name == "rfbnet":
+        if num_levels != 4:
+            raise ValueError("RFBNet has exactly 4 levels")
+        neck = RFBNeck(in_ch, int(opts.get("neck_width", 512)))
+    elif name == "fssd":
+        neck = FSSDNeck(in_ch, int(opts.get("neck_width", 256)), num_levels)
+    else:  # the authors' RetinaNet trunk, also used by FCOS
+        neck = AuthorsFPNNeck(in_ch, int(opts.get("neck_width", 256)), num_levels)
+    head_width = int(opts.get("head_width", opts.get("neck_width", 256)))
+    head_depth = int(opts.get("head_depth", 1))
+    if name == "fcos":
+        outputs = {"cls_logits": num_classes, "box_deltas": 4, "centerness": 1}
+        head = LevelHead(neck.out_channels, 1, outputs, head_width, head_depth)
+        return Detector(config, bb, neck, head, None, strides, loss_cfg)
+    layout = anchor_lib.paper_layout(strides)
+    outputs = {"cls_logits": num_classes, "box_deltas": 4}
+    head = LevelHead(neck.out_channels, layout.num_anchors, outputs, head_width, head_depth)
+    return Detector(config, bb, neck, head, layout, strides, loss_cfg)

@@ -1,0 +1,94 @@
+import math
+
+import pytest
+import torch
+
+from mgdet.assign import IGNORED, NEGATIVE, Assignment
+from mgdet.boxes import encode
+from mgdet.losses import LossConfig, balanced_l1_loss, detection_loss, sigmoid_focal_loss
+
+LN2 = math.log(2.0)
+
+
+def test_focal_loss_hand_values():
+    # logit 0 -> p = 0.5. positive: 0.25 * (1 - 0.5)^1 * ln 2 ; negative: 0.75 * 0.5^1 * ln 2
+    loss = sigmoid_focal_loss(torch.zeros(2), torch.tensor([1.0, 0.0]), alpha=0.25, gamma=1.0)
+    assert loss.tolist() == pytest.approx([0.25 * 0.5 * LN2, 0.75 * 0.5 * LN2])
+    # gamma = 2 (RetinaNet's usual): one more factor 0.5
+    loss2 = sigmoid_focal_loss(torch.zeros(2), torch.tensor([1.0, 0.0]), alpha=0.25, gamma=2.0)
+    assert loss2.tolist() == pytest.approx([0.25 * 0.25 * LN2, 0.75 * 0.25 * LN2])
+
+
+def test_balanced_l1_hand_values():
+    b = math.exp(1.5 / 0.5) - 1  # e^3 - 1 = 19.0855...
+    small = 0.5 / b * (b * 0.05 + 1) * math.log(b * 0.05 / 0.11 + 1) - 0.5 * 0.05  # x = 0.05 < beta
+    large = 1.5 * 0.5 + 1.5 / b - 0.5 * 0.11  # x = 0.5 >= beta
+    out = balanced_l1_loss(torch.tensor([0.05, -0.5, 0.0]), torch.zeros(3))
+    assert out.tolist() == pytest.approx([small, large, 0.0], rel=1e-5)
+    assert small == pytest.approx(0.0911971, rel=1e-5) and large == pytest.approx(0.7735935, rel=1e-5)
+    # continuity at beta
+    eps = 1e-4
+    left, right = balanced_l1_loss(torch.tensor([0.11 - eps, 0.11 + eps]), torch.zeros(2)).tolist()
+    assert abs(left - right) < 1e-3
+
+
+def test_detection_loss_tiny_case():
+    # 3 anchors, 2 classes, 1 GT of class 1 matching anchor 0 exactly.
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0], [5.0, 5.0, 15.0, 15.0]])
+    gt_boxes = torch.tensor([[[0.0, 0.0, 10.0, 10.0]]])
+    gt_labels = torch.tensor([[1]])
+    # anchor 0 positive (cls + reg), anchor 1 negative, anchor 2 ignored with a huge logit (must not count)
+    a = Assignment(torch.tensor([[0, NEGATIVE, IGNORED]]), torch.tensor([[0, NEGATIVE, NEGATIVE]]))
+    logits = torch.tensor([[[0.0, 0.0], [0.0, 0.0], [50.0, 50.0]]])
+    deltas = torch.zeros(1, 3, 4)
+    deltas[0, 0] = torch.tensor([0.05, 0.0, 0.0, -0.5])  # target deltas are 0 (perfect anchor)
+    out = detection_loss(a, logits, deltas, anchors, gt_boxes, gt_labels)
+    pos, neg = 0.25 * 0.5 * LN2, 0.75 * 0.5 * LN2
+    # anchor 0: class 1 positive, class 0 negative; anchor 1: two negatives; 1 positive
+    assert out["loss_cls"].item() == pytest.approx(pos + 3 * neg, rel=1e-5)
+    b = math.exp(3) - 1
+    small = 0.5 / b * (b * 0.05 + 1) * math.log(b * 0.05 / 0.11 + 1) - 0.5 * 0.05
+    large = 1.5 * 0.5 + 1.5 / b - 0.5 * 0.11
+    assert out["loss_reg"].item() == pytest.approx((small + large) / 4, rel=1e-5)
+    assert out["num_cls_pos"].item() == 1 and out["num_reg_pos"].item() == 1
+
+
+def test_detection_loss_uses_different_cls_and_reg_samples():
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 12.0, 12.0]])
+    gt_boxes = torch.tensor([[[0.0, 0.0, 10.0, 10.0]]])
+    gt_labels = torch.tensor([[0]])
+    a = Assignment(torch.tensor([[0, NEGATIVE]]), torch.tensor([[NEGATIVE, 0]]))
+    deltas = torch.zeros(1, 2, 4, requires_grad=True)
+    logits = torch.zeros(1, 2, 1, requires_grad=True)
+    out = detection_loss(a, logits, deltas, anchors, gt_boxes, gt_labels)
+    (out["loss_cls"] + out["loss_reg"]).backward()
+    # only anchor 1 receives a regression gradient
+    assert deltas.grad[0, 0].abs().sum() == 0 and deltas.grad[0, 1].abs().sum() > 0
+    target = encode(gt_boxes[0, 0], anchors[1])
+    expected = balanced_l1_loss(torch.zeros(4), target).sum() / 4
+    assert out["loss_reg"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_no_positives_is_finite_and_connected():
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    a = Assignment(torch.tensor([[NEGATIVE]]), torch.tensor([[NEGATIVE]]))
+    logits = torch.zeros(1, 1, 3, requires_grad=True)
+    deltas = torch.zeros(1, 1, 4, requires_grad=True)
+    out = detection_loss(a, logits, deltas, anchors, torch.zeros(1, 1, 4), torch.tensor([[-1]]))
+    total = out["loss_cls"] + out["loss_reg"]
+    total.backward()
+    assert torch.isfinite(total) and out["loss_reg"].item() == 0.0
+    assert deltas.grad is not None
+    # normalised by max(1, #pos) = 1: three negatives at p = 0.5
+    assert out["loss_cls"].item() == pytest.approx(3 * 0.75 * 0.5 * LN2, rel=1e-5)
+
+
+def test_loss_config_overrides():
+    cfg = LossConfig(focal_gamma=2.0, reg_weight=2.0)
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    a = Assignment(torch.tensor([[0]]), torch.tensor([[0]]))
+    deltas = torch.full((1, 1, 4), 0.5)
+    out = detection_loss(a, torch.zeros(1, 1, 1), deltas, anchors, anchors[None], torch.tensor([[0]]), cfg)
+    assert out["loss_cls"].item() == pytest.approx(0.25 * 0.25 * LN2, rel=1e-5)
+    b = math.exp(3) - 1
+    assert out["loss_reg"].item() == pytest.approx(2 * (1.5 * 0.5 + 1.5 / b - 0.5 * 0.11), rel=1e-5)
