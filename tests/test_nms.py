@@ -21,9 +21,7 @@ def greedy_reference(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Te
     bx = boxes.double().tolist()
     keep: list[int] = []
     for i in order:
-        if all(
-            (labels is not None and int(labels[i]) != int(labels[j])) or _iou(bx[i], bx[j]) <= thr for j in keep
-        ):
+        if all((labels is not None and int(labels[i]) != int(labels[j])) or _iou(bx[i], bx[j]) <= thr for j in keep):
             keep.append(i)
     return keep
 

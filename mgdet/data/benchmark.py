@@ -71,6 +71,7 @@ __all__ = [
     "generate_benchmark",
     "generate_cli_summary",
     "image_rng",
+    "image_stem",
     "load_backgrounds",
     "render_sample",
     "sample_statistics",
@@ -142,15 +143,17 @@ BACKGROUND_SOURCES: tuple[BackgroundSource, ...] = (
     _bg("retina", "skimage", "data/retina.jpg", "CC0 1.0 (Mikael Haggstrom, Wikimedia Commons)"),
     _bg("clock", "skimage", "data/clock_motion.png", "public domain (Stefan van der Walt)"),
     _bg("china", "sklearn", "datasets/images/china.jpg", "CC BY 2.0 (danielbuechele, Flickr)"),
-    _bg("flower", "sklearn", "datasets/images/flower.jpg", "CC BY 2.0 (vultilion, Flickr)"),
+    _bg("flower", "sklearn", "datasets/images/flower.jpg", "CC BY 2.0 (vultilion, Flickr; see note)"),
     _bg(
         "grace_hopper",
         "matplotlib",
         "mpl-data/sample_data/grace_hopper.jpg",
-        "U.S. Navy photo via Wikimedia Commons; public domain (US government work)",
+        "U.S. Navy photo; public domain per the Wikimedia Commons page its JPEG comment names "
+        "(matplotlib states no licence of its own for it)",
     ),
 )
 _PIP_NAME = {"skimage": "scikit-image", "sklearn": "scikit-learn", "matplotlib": "matplotlib"}
+_MIN_CONTRAST = 70.0  # min. distance between an object's and its background's mean RGB
 _MAX_SOURCE_SIDE = 512  # sources are downscaled once at load so that crops stay cheap
 
 
@@ -174,9 +177,7 @@ def load_backgrounds() -> tuple[np.ndarray, ...]:
         path = _source_path(src)
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise FileNotFoundError(
-                f"background {src.name!r} not found at {path} (is {src.package} installed?)"
-            )
+            raise FileNotFoundError(f"background {src.name!r} not found at {path} (is {src.package} installed?)")
         h, w = bgr.shape[:2]
         scale = _MAX_SOURCE_SIDE / max(h, w)
         if scale < 1.0:
@@ -391,6 +392,33 @@ def _object_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return tex * (1.0 + g * ramp)[:, :, None]
 
 
+def _contrasting(tex: np.ndarray, m: np.ndarray, bg_mean: np.ndarray) -> np.ndarray:
+    """Make the mean colour of ``tex`` [h, w, 3] under ``m`` [h, w] at least ``_MIN_CONTRAST`` from ``bg_mean``.
+
+    Tries the texture, its negative, then shifts along (or against) the colour difference; keeps the
+    first that is far enough, else the farthest, so every object has a visible, crisp extent.
+    """
+
+    def distance(t: np.ndarray) -> float:
+        return float(np.linalg.norm(np.clip(t[m].mean(axis=0), 0, 255) - bg_mean))
+
+    best, best_d = tex, distance(tex)
+    if best_d >= _MIN_CONTRAST:
+        return tex
+    candidates = [255.0 - tex]
+    diff = tex[m].mean(axis=0) - bg_mean
+    norm = float(np.linalg.norm(diff))
+    direction = diff / norm if norm > 1e-3 else np.full(3, 1.0 / math.sqrt(3.0), np.float32)
+    candidates += [tex + direction * (2 * _MIN_CONTRAST), tex - direction * (2 * _MIN_CONTRAST)]
+    for cand in candidates:
+        d = distance(np.clip(cand, 0, 255))
+        if d >= _MIN_CONTRAST:
+            return cand
+        if d > best_d:
+            best, best_d = cand, d
+    return best
+
+
 def _paste(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray) -> None:
     """Paint one object's appearance on ``image`` [S, S, 3] (in place) where ``mask`` [S, S] is set."""
     box = _mask_box(mask).astype(int)
@@ -399,14 +427,17 @@ def _paste(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray) -> Non
     tex = _object_texture(rng, y1 - y0, x1 - x0)
     region = image[y0:y1, x0:x1]
     # keep the extent visible: push the object's mean colour away from the background under it
-    diff = tex[m].mean(axis=0) - region[m].astype(np.float32).mean(axis=0)
-    if float(np.linalg.norm(diff)) < 70.0:
-        tex = 255.0 - tex
+    bg_mean = region[m].astype(np.float32).mean(axis=0)  # [3]
+    tex = _contrasting(tex, m, bg_mean)
     if rng.random() < 0.5:  # an outline stroke, drawn inside the mask so the box does not change
         k = np.ones((3, 3), np.uint8)
         inner = cv2.erode(m.astype(np.uint8), k, iterations=int(rng.integers(1, 3)), borderValue=0)
-        stroke = m & (inner == 0)
-        tex[stroke] = rng.uniform(0, 50, 3) if rng.random() < 0.6 else rng.uniform(205, 255, 3)
+        if np.count_nonzero(inner) >= 0.4 * np.count_nonzero(m):  # thin shapes would become all stroke
+            dark, light = rng.uniform(0, 50, 3), rng.uniform(205, 255, 3)
+            colour = dark if rng.random() < 0.6 else light
+            if np.linalg.norm(colour - bg_mean) < _MIN_CONTRAST:
+                colour = light if colour is dark else dark
+            tex[m & (inner == 0)] = colour
     region[m] = np.clip(tex[m], 0, 255).astype(np.uint8)
 
 
@@ -490,15 +521,11 @@ def compose_image(rng: np.random.Generator, cfg: SceneConfig | None = None) -> S
         visible=visible,
         visible_fraction=(visible.reshape(n, s * s).sum(1) / np.maximum(full_arr, 1)).astype(np.float32),
         truncated=masks_arr.reshape(n, s * s).sum(1) < full_arr,
-        occlusion=(1.0 - visible.reshape(n, s * s).sum(1) / masks_arr.reshape(n, s * s).sum(1)).astype(
-            np.float32
-        ),
+        occlusion=(1.0 - visible.reshape(n, s * s).sum(1) / masks_arr.reshape(n, s * s).sum(1)).astype(np.float32),
     )
 
 
-def render_sample(
-    seed: int = 0, index: int = 0, split: str = "train", image_size: int = DEFAULT_IMAGE_SIZE
-) -> Sample:
+def render_sample(seed: int = 0, index: int = 0, split: str = "train", image_size: int = DEFAULT_IMAGE_SIZE) -> Sample:
     """Image ``index`` of ``split`` exactly as :func:`generate_benchmark` renders it (before JPEG)."""
     return compose_image(image_rng(seed, split, index), SceneConfig(image_size=image_size))
 
@@ -643,17 +670,16 @@ def _voc_xml(stem: str, sample: Sample) -> bytes:
 
 
 def _readme_text(seed: int, num_train: int, num_val: int, image_size: int) -> str:
-    rows = "\n".join(
-        f"| {s.name} | {_PIP_NAME[s.package]} | `{s.relpath}` | {s.licence} |" for s in BACKGROUND_SOURCES
-    )
+    rows = "\n".join(f"| {s.name} | {_PIP_NAME[s.package]} | `{s.relpath}` | {s.licence} |" for s in BACKGROUND_SOURCES)
     return f"""# mgdet CPU benchmark (generator {GENERATOR_VERSION})
 
 Generated by `mgdet.data.benchmark.generate_benchmark(seed={seed}, num_train={num_train},
 num_val={num_val}, image_size={image_size})`. Regenerating with the same parameters and the same
 installed packages gives byte-identical files.
 
-Classes ({len(CLASS_NAMES)}): {", ".join(CLASS_NAMES)}. The class is the outline of a rendered shape;
-colours, textures, outline strokes, shading, rotation, aspect and size are shared by all classes.
+Classes ({len(CLASS_NAMES)}): {", ".join(CLASS_NAMES)}.
+The class is the outline of a rendered shape; colours, textures, outline strokes, shading, rotation,
+aspect and size are shared by all classes.
 
 ## Layout
 - `JPEGImages/<id>.jpg` ({image_size}x{image_size} RGB, JPEG quality {JPEG_QUALITY})
@@ -676,9 +702,12 @@ itself states no separate licence for its sample data):
 |---|---|---|---|
 {rows}
 
-The two scikit-learn pictures are CC BY 2.0: derived images must credit the photographers
-(danielbuechele and vultilion on Flickr) and keep the licence reference. Everything else is public
-domain / CC0 / "no known copyright restrictions" as stated by the package that ships it.
+Note: the two scikit-learn pictures are CC BY 2.0 (https://creativecommons.org/licenses/by/2.0/),
+so images cropped from them must credit the photographers and keep the licence reference: china.jpg
+by danielbuechele on Flickr; flower.jpg by the Flickr user vultilion according to the README's source
+link (its attribution line repeats "danielbuechele", apparently a copy-paste slip). Everything else is
+public domain / CC0 / "no known copyright restrictions" as stated by the package that ships it.
+Redistributing this generated folder therefore requires keeping this README (the attribution).
 """
 
 
@@ -709,9 +738,7 @@ def _render_chunk(root: str, seed: int, split: str, indices: range, image_size: 
             raise RuntimeError("JPEG encoding failed")
         (Path(root) / "JPEGImages" / f"{stem}.jpg").write_bytes(jpg.tobytes())
         (Path(root) / "Annotations" / f"{stem}.xml").write_bytes(_voc_xml(stem, sample))
-        out.append(
-            dataclasses.replace(sample, image=np.zeros((0, 0, 3), np.uint8), masks=empty, visible=empty)
-        )
+        out.append(dataclasses.replace(sample, image=np.zeros((0, 0, 3), np.uint8), masks=empty, visible=empty))
     return out
 
 

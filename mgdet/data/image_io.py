@@ -48,10 +48,7 @@ def header_info(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[i
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 width, height = im.size
-                try:
-                    orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
-                except Exception:  # a corrupt EXIF block does not make the pixels unusable
-                    orientation = 1
+                orientation = _orientation(im)
     except Image.DecompressionBombError as exc:
         raise DatasetError(f"image is too large to decode safely ({exc})", path) from None
     except Exception as exc:  # PIL raises many types for non-images; all mean the same thing here
@@ -63,6 +60,20 @@ def header_info(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[i
     if orientation not in range(1, 9):
         orientation = 1
     return height, width, orientation
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF orientation from an opened (not decoded) image; 1 when absent or unreadable.
+
+    Only EXIF found in the header is used: PIL would decode a whole PNG to look for an ``eXIf``
+    chunk after the pixel data, so such (rare) trailing EXIF blocks are ignored.
+    """
+    if "exif" not in im.info and im.format not in ("JPEG", "MPO", "TIFF"):
+        return 1
+    try:
+        return int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a corrupt EXIF block does not make the pixels unusable
+        return 1
 
 
 def oriented_size(height: int, width: int, orientation: int) -> tuple[int, int]:

@@ -130,7 +130,7 @@ def sanitize_boxes(
         problems.append(
             Problem(
                 file,
-                f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies outside the {width}x{height} image "
+                f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) (0-based xyxy) lies outside the {width}x{height} image "
                 f"(more than {CLIP_TOLERANCE:.0%} beyond its border)",
                 fields[i],
                 key=key,
@@ -181,7 +181,7 @@ class RecordDataset(torch.utils.data.Dataset):
         self.records = kept
         self.problems = problems
         self.repairs = repairs
-        self.skipped = sorted({r.key for r in records} - {r.key for r in kept})
+        self.skipped = sorted({p.key for p in problems if p.key is not None})
 
     def __len__(self) -> int:
         return len(self.records)

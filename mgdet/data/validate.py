@@ -82,7 +82,8 @@ def open_dataset(
 
     - VOC (``Annotations/``): ``split`` (default: ``trainval``, else ``train``, else the first split
       file); classes from ``classes.txt`` if present, else VOC's 20.
-    - COCO: ``root`` is the json file (images next to it or in ``../JPEGImages`` / ``../images``) or a
+    - COCO: ``root`` is the json file (images in ``JPEGImages/`` or ``images/`` beside it or one level up,
+      else next to it) or a
       folder with ``annotations/instances_<split>.json`` and ``JPEGImages/`` (the benchmark layout).
     - YOLO (``labels/`` + ``images/``): classes from ``classes.txt`` (or ``class_names``).
     """
@@ -118,10 +119,9 @@ def open_dataset(
         return YoloDataset(root / "images", root / "labels", names, on_error=on_error)
     if root.is_file():
         ann = root
-        image_dir = next(
-            (d for d in (root.parent.parent / "JPEGImages", root.parent.parent / "images") if d.is_dir()),
-            root.parent,
-        )
+        up, up2 = root.parent, root.parent.parent
+        candidates = (up2 / "JPEGImages", up2 / "images", up / "JPEGImages", up / "images")
+        image_dir = next((d for d in candidates if d.is_dir()), up)
     else:
         ann = root / "annotations" / f"instances_{split or 'train'}.json"
         image_dir = root / "JPEGImages" if (root / "JPEGImages").is_dir() else root / "images"

@@ -112,11 +112,12 @@ class Detector(nn.Module):
         return decode(box_deltas, self.anchors)
 
     # -------------------------------------------------------------------------------------------- loss
-    def loss(
-        self, outputs: dict[str, Tensor], gt_boxes: Tensor, gt_labels: Tensor, strategy: str
-    ) -> dict[str, Tensor]:
+    def loss(self, outputs: dict[str, Tensor], gt_boxes: Tensor, gt_labels: Tensor, strategy: str) -> dict[str, Tensor]:
         """Assign with ``strategy`` on detached predictions, then the losses; see CONTRACTS.md."""
         cls_logits, box_deltas = outputs["cls_logits"], outputs["box_deltas"]
+        if gt_boxes.shape[1] == 0:  # no GT in the whole batch: one padding column keeps gathers valid
+            gt_boxes = gt_boxes.new_zeros(gt_boxes.shape[0], 1, 4)
+            gt_labels = gt_labels.new_full((gt_labels.shape[0], 1), -1)
         pred_boxes = self.decode_boxes(box_deltas.detach().float())  # [B, A, 4]
         pred_scores = cls_logits.detach().float().sigmoid()  # [B, A, C]
         cfg = self.config

@@ -53,9 +53,7 @@ def giou_loss(pred: Tensor, target: Tensor) -> Tensor:
     inter = (rb - lt).clamp(min=0).prod(-1)
     union = box_area(pred) + box_area(target) - inter
     iou = inter / union.clamp(min=1e-6)
-    hull = (
-        torch.maximum(pred[..., 2:], target[..., 2:]) - torch.minimum(pred[..., :2], target[..., :2])
-    ).prod(-1)
+    hull = (torch.maximum(pred[..., 2:], target[..., 2:]) - torch.minimum(pred[..., :2], target[..., :2])).prod(-1)
     return 1 - (iou - (hull - union) / hull.clamp(min=1e-6))
 
 

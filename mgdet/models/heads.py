@@ -45,9 +45,7 @@ class LevelHead(nn.Module):
             layers = [ConvBNReLU(c if i == 0 else width, width, 3) for i in range(depth)]
             self.towers.append(nn.Sequential(*layers))
             ch = width if depth > 0 else c
-            preds = nn.ModuleDict(
-                {n: nn.Conv2d(ch, num_anchors * d, 3, padding=1) for n, d in outputs.items()}
-            )
+            preds = nn.ModuleDict({n: nn.Conv2d(ch, num_anchors * d, 3, padding=1) for n, d in outputs.items()})
             for n, conv in preds.items():
                 _init_pred(conv, n)
             self.preds.append(preds)
@@ -69,7 +67,7 @@ def _tower(ch: int, width: int, depth: int, norm: str) -> nn.Sequential:
         nn.init.zeros_(conv.bias)
         layers.append(conv)
         if norm == "gn":
-            layers.append(nn.GroupNorm(min(32, width), width))
+            layers.append(nn.GroupNorm(min(32, max(1, width // 8)), width))  # 32 groups at width 256
         elif norm != "none":
             raise ValueError(f"norm must be 'gn' or 'none', got {norm!r}")
         layers.append(nn.ReLU(inplace=True))
@@ -95,9 +93,7 @@ class SharedTowerHead(nn.Module):
         self.cls_tower = _tower(in_channels, width, depth, norm)
         self.reg_tower = _tower(in_channels, width, depth, norm)
         ch = width if depth > 0 else in_channels
-        self.preds = nn.ModuleDict(
-            {n: nn.Conv2d(ch, num_anchors * d, 3, padding=1) for n, d in outputs.items()}
-        )
+        self.preds = nn.ModuleDict({n: nn.Conv2d(ch, num_anchors * d, 3, padding=1) for n, d in outputs.items()})
         for n, conv in self.preds.items():
             _init_pred(conv, n)
 

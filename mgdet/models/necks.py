@@ -133,9 +133,7 @@ class RFBNeck(nn.Module):
         self.reduce = ConvBNReLU(c3, width // 2, 1)
         self.up_reduce = ConvBNReLU(c4, width // 2, 1)
         self.norm = RFB(width, width, small=True)
-        self.extras = nn.ModuleList(
-            [RFB(c4, width), RFB(width, width, stride=2), RFB(width, width // 2, stride=2)]
-        )
+        self.extras = nn.ModuleList([RFB(c4, width), RFB(width, width, stride=2), RFB(width, width // 2, stride=2)])
         self.out_channels = (width, width, width, width // 2)
 
     def forward(self, feats: list[Tensor]) -> list[Tensor]:
@@ -158,8 +156,7 @@ class RetinaFPN(nn.Module):
         self.outputs = nn.ModuleList(nn.Conv2d(width, width, 3, padding=1) for _ in in_channels)
         n_extra = num_levels - len(in_channels)
         self.extras = nn.ModuleList(
-            nn.Conv2d(in_channels[-1] if i == 0 else width, width, 3, stride=2, padding=1)
-            for i in range(n_extra)
+            nn.Conv2d(in_channels[-1] if i == 0 else width, width, 3, stride=2, padding=1) for i in range(n_extra)
         )
         self.out_channels = (width,) * num_levels
         for m in self.modules():

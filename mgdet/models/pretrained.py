@@ -84,9 +84,7 @@ def read_state_dict(source: str | Path, arch: str | None = None) -> dict[str, Te
             raise ValueError(f"no ImageNet URL known for {arch!r}")
         src = IMAGENET_URLS[arch]
     if src.startswith(("http://", "https://")):
-        state = torch.hub.load_state_dict_from_url(
-            src, map_location="cpu", check_hash=True, weights_only=True
-        )
+        state = torch.hub.load_state_dict_from_url(src, map_location="cpu", check_hash=True, weights_only=True)
     else:
         if not Path(src).is_file():
             raise FileNotFoundError(f"weight file {src!r} does not exist")

@@ -65,9 +65,7 @@ class MobileNetV2(nn.Module):
                 in_ch = c
         layers.append(_conv_bn_relu6(in_ch, 1280, 1))
         self.features = nn.Sequential(*layers)
-        self.classifier = (
-            nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000)) if include_classifier else None
-        )
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000)) if include_classifier else None
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")

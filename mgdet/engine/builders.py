@@ -1,0 +1,125 @@
+"""From a :class:`RunConfig` to datasets and a detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mgdet.data import CocoDataset, RecordDataset, VOCDataset, YoloDataset, voc_datasets
+from mgdet.data.validate import open_dataset
+from mgdet.engine.config import DataConfig, RunConfig
+
+
+def _path(root: Path, p: str) -> Path:
+    return Path(p) if Path(p).is_absolute() else root / p
+
+
+def build_dataset(d: DataConfig, train: bool, class_names: list[str] | tuple[str, ...] | None = None) -> RecordDataset:
+    """The training (``train=True``) or validation dataset described by ``d``.
+
+    - ``voc``: ``root`` is one VOC year folder (Annotations/, JPEGImages/, ImageSets/Main/) and the split a
+      split-file name, or a ``VOCdevkit`` folder and the split ``"07+12/trainval"`` / ``"07/test"``.
+    - ``coco``: ``root`` + ``train_ann``/``val_ann`` (json) + ``train_images``/``val_images`` (folders);
+      with the annotation fields empty, ``root/annotations/instances_<split>.json`` and ``root/JPEGImages``.
+    - ``yolo``: ``root`` + ``train_images``/``val_images`` and label folders ``train_ann``/``val_ann``.
+    """
+    root = Path(d.root)
+    names = class_names or d.class_names
+    split = d.train_split if train else d.val_split
+    if not d.root:
+        raise ValueError("data.root is empty: set it in the config or with data.root=PATH")
+    if not root.exists():
+        raise FileNotFoundError(f"data.root {root} does not exist")
+    if d.format == "voc":
+        if "/" in split:
+            years, name = split.split("/", 1)
+            kwargs: dict[str, Any] = {"on_error": d.on_error}
+            if names:
+                kwargs["class_names"] = tuple(names)
+            return voc_datasets(root, years, name, **kwargs)
+        return open_dataset(root, "voc", split, names, on_error=d.on_error)
+    if d.format == "coco":
+        ann = d.train_ann if train else d.val_ann
+        images = d.train_images if train else d.val_images
+        ann_path = _path(root, ann) if ann else root / "annotations" / f"instances_{split}.json"
+        image_dir = _path(root, images) if images else root / "JPEGImages"
+        return CocoDataset(image_dir, ann_path, tuple(names) if names else None, on_error=d.on_error)
+    images = d.train_images if train else d.val_images
+    labels = d.train_ann if train else d.val_ann
+    image_dir = _path(root, images) if images else root / "images" / split
+    label_dir = _path(root, labels) if labels else root / "labels" / split
+    if not names:
+        classes = root / "classes.txt"
+        if not classes.is_file():
+            raise ValueError(f"YOLO data needs data.class_names or {classes}")
+        names = [c.strip() for c in classes.read_text().splitlines() if c.strip()]
+    return YoloDataset(image_dir, label_dir, tuple(names), on_error=d.on_error)
+
+
+def model_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
+    """Arguments of :func:`mgdet.models.build_detector` for this run (stored in checkpoints)."""
+    m, t = cfg.model, cfg.train
+    kw: dict[str, Any] = {
+        "name": m.name,
+        "backbone": m.backbone,
+        "num_classes": num_classes,
+        "input_size": cfg.data.input_size,
+        "neck_width": m.width,
+        "head_width": m.width,
+        "channels_last": t.channels_last,
+        "pos_iou": t.pos_iou,
+        "neg_iou": t.neg_iou,
+        "sigma": t.sigma,
+        "loss": dict(vars(cfg.loss)),
+    }
+    if m.canonical:
+        kw["canonical"] = True
+    else:
+        kw["head_depth"] = m.head_depth
+    return kw
+
+
+__all__ = ["VOCDataset", "build_dataset", "model_kwargs"]
+
+
+# Leading backbone modules per stage (stage k = everything up to stride 2^k), by parameter-name prefix.
+_STAGES = {
+    "resnet18": (("conv1.", "bn1."), ("layer1.",), ("layer2.",), ("layer3.",), ("layer4.",)),
+    "mobilenet_v2": tuple(
+        tuple(f"features.{i}." for i in r) for r in (range(0, 2), range(2, 4), range(4, 7), range(7, 14), range(14, 19))
+    ),  # fmt: skip
+    "vgg16": tuple(
+        tuple(f"features.{i}." for i in r)
+        for r in (range(0, 7), range(7, 14), range(14, 24), range(24, 34), range(34, 44))
+    ),  # fmt: skip
+}
+
+
+def freeze_backbone_stages(det, backbone: str, stages: int) -> list[str]:
+    """Freeze the first ``stages`` backbone stages (weights and BN statistics); returns the frozen names.
+
+    Stage k ends at stride 2^k: ResNet-18 (stem, layer1..4), MobileNetV2 (torchvision's stride groups of
+    ``features``), VGG-16 (conv blocks). Frozen stages need no backward pass, which matters on a CPU.
+    """
+    if stages <= 0:
+        return []
+    prefixes = tuple(p for stage in _STAGES[backbone][:stages] for p in stage)
+    frozen = []
+    for name, module in det.backbone.named_modules():
+        if (name + ".").startswith(prefixes):
+            for p in module.parameters(recurse=False):
+                p.requires_grad_(False)
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+                module.mgdet_frozen = True
+            frozen.append(name)
+    return frozen
+
+
+def keep_frozen_bn_eval(det) -> None:
+    """``model.train()`` puts every BN in training mode; put the frozen ones back (call after it)."""
+    for m in det.modules():
+        if getattr(m, "mgdet_frozen", False):
+            m.eval()

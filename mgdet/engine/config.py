@@ -1,0 +1,283 @@
+"""Run configuration: plain dataclasses, loaded from YAML (safe_load, never executed) and CLI overrides.
+
+A config file mirrors :class:`RunConfig`: sections ``model``, ``data``, ``train``, ``loss``, ``eval`` and
+the top-level keys ``output_dir`` and ``device``. Overrides are ``section.key=value`` with YAML values
+(``train.epochs=2``, ``data.class_names=[a,b]``). Unknown keys and wrong types are :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mgdet.assign import STRATEGIES
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class ModelConfig:
+    """Detector architecture (see :func:`mgdet.models.build_detector`)."""
+
+    name: str = "retinanet"  # fssd | retinanet | rfbnet | fcos
+    backbone: str = "resnet18"  # resnet18 | vgg16 | mobilenet_v2
+    pretrained: str | None = None  # local file, URL, "offline" (the bundled MobileNetV2 weights), or null
+    width: int = 256  # neck / head channels
+    head_depth: int = 1  # 3x3 conv(+BN+ReLU) layers before the prediction convs
+    canonical: bool = False  # RetinaNet only: P3-P7 with 4-conv towers instead of the authors' design
+    frozen_stages: int = 0  # freeze the first N backbone stages (stage k ends at stride 2^k); 0 = none
+
+
+@dataclass
+class DataConfig:
+    """Where the images and annotations are, and how they are prepared."""
+
+    format: str = "voc"  # voc | coco | yolo
+    root: str = ""  # VOC: a folder with Annotations/JPEGImages/ImageSets (or a VOCdevkit with years);
+    # COCO: the dataset root; YOLO: the dataset root
+    train_split: str = "trainval"  # VOC split name(s), e.g. "trainval" or "2007/trainval+2012/trainval"
+    val_split: str = "test"
+    train_ann: str = ""  # COCO: annotation json for training (relative to root or absolute)
+    val_ann: str = ""
+    train_images: str = ""  # COCO / YOLO: image folder (relative to root or absolute)
+    val_images: str = ""
+    class_names: list[str] | None = None  # null: from the dataset (classes.txt, COCO categories, VOC 20)
+    input_size: int = 320
+    num_workers: int = 2
+    augment: bool = True  # SSD-style photometric distortion, expand, IoU crop, flip
+    on_error: str = "raise"  # raise | skip: what to do with a broken image or annotation
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation recipe. Defaults are the authors' VOC recipe."""
+
+    strategy: str = "mutual_guidance"  # iou | localize_to_classify | classify_to_localize | mutual_guidance
+    sigma: float = 2.0
+    pos_iou: float = 0.5
+    neg_iou: float = 0.4
+    epochs: int = 250
+    batch_size: int = 32  # total over all processes
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4  # not applied to BN and bias parameters
+    warmup_iters: int = 500
+    schedule: str = "cosine"  # cosine | step
+    min_lr: float = 1e-6
+    step_epochs: list[int] = field(default_factory=list)  # step schedule: lr x 0.1 at these epochs
+    amp: bool | None = None  # null: on for CUDA, off for CPU
+    channels_last: bool = False
+    ema: bool = False
+    ema_decay: float = 0.9998
+    grad_clip: float = 0.0  # max grad norm, 0 = off
+    max_bad_steps: int = 10  # stop after this many non-finite steps in a row
+    max_iters: int = 0  # stop after this many iterations in total (0 = no limit; for smoke tests)
+    eval_interval: int = 10  # evaluate every N epochs (0 = only at the end)
+    seed: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
+
+
+@dataclass
+class LossSection:
+    """Loss hyper-parameters (see :class:`mgdet.losses.LossConfig`)."""
+
+    focal_alpha: float = 0.25
+    focal_gamma: float = 1.0
+    bl1_alpha: float = 0.5
+    bl1_gamma: float = 1.5
+    bl1_beta: float = 0.11
+    reg_weight: float = 1.0
+
+
+@dataclass
+class EvalConfig:
+    """Inference settings used by evaluation and detection (the paper's values)."""
+
+    score_thresh: float = 0.005
+    nms_iou: float = 0.5
+    max_det: int = 300
+    pre_nms_topk: int = 1000
+    batch_size: int = 16
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; saved inside every checkpoint."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossSection = field(default_factory=LossSection)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output_dir: str = "runs/exp"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    "model.name": ("fssd", "retinanet", "rfbnet", "fcos"),
+    "model.backbone": ("resnet18", "vgg16", "mobilenet_v2"),
+    "data.format": ("voc", "coco", "yolo"),
+    "data.on_error": ("raise", "skip"),
+    "train.strategy": STRATEGIES,
+    "train.optimizer": ("sgd", "adamw"),
+    "train.schedule": ("cosine", "step"),
+}
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    """Return ``value`` converted to ``tp`` when lossless (int -> float), else raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: section '{prefix.rstrip('.') or 'top level'}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known: {', '.join(fields)})"
+            raise ConfigError(f"{source}: unknown key '{where}'{hint}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value or {}, f"{where}.", source)
+            continue
+        try:
+            kwargs[key] = _check_type(value, tp, where)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+        if where in _CHOICES and kwargs[key] not in _CHOICES[where]:
+            raise ConfigError(f"{source}: {where} must be one of {', '.join(_CHOICES[where])}, got {value!r}")
+    return cls(**kwargs)
+
+
+def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
+    """Cross-field checks that types alone cannot express."""
+    t, d = cfg.train, cfg.data
+    checks = [
+        (t.epochs >= 1, "train.epochs must be >= 1"),
+        (t.batch_size >= 1, "train.batch_size must be >= 1"),
+        (t.lr > 0, "train.lr must be > 0"),
+        (t.sigma > 1, "train.sigma must be > 1 (Eq. 1 of the paper)"),
+        (0 <= t.neg_iou <= t.pos_iou <= 1, "need 0 <= train.neg_iou <= train.pos_iou <= 1"),
+        (d.input_size >= 32 and d.input_size % 32 == 0, "data.input_size must be a multiple of 32 (>= 32)"),
+        (d.num_workers >= 0, "data.num_workers must be >= 0"),
+        (cfg.model.width >= 8, "model.width must be >= 8"),
+        (cfg.eval.max_det >= 1, "eval.max_det must be >= 1"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(f"{source}: {msg}")
+    return cfg
+
+
+def from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build and validate a :class:`RunConfig` from a nested dict."""
+    return validate(_build(RunConfig, data or {}, "", source), source)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=2"`` -> (["train", "epochs"], 2); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key=value, e.g. train.epochs=2")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with ``key=value`` overrides applied (types are checked later)."""
+    out = yaml.safe_load(yaml.safe_dump(data)) if data else {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = out
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: '{k}' is not a section")
+        node[keys[-1]] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or start from defaults when ``path`` is None) and apply overrides."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections at the top level")
+    if overrides:
+        data = apply_overrides(data, overrides)
+        source += " + overrides"
+    return from_dict(data, source)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,113 @@
+"""Running a detector over a dataset (evaluation) or over image files (detection)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from mgdet.data import DetectionDataset, EvalTransform, collate_detections, read_image
+from mgdet.engine.config import EvalConfig
+from mgdet.engine.evaluate import EvalResult, evaluate, misalignment_rate
+
+#: Detections below this score are not counted by the misalignment rate.
+MISALIGN_SCORE = 0.05
+
+
+def _to_original(det: dict[str, torch.Tensor], scale: tuple[float, float], image_id: int) -> dict[str, Any]:
+    """Boxes from network-input pixels back to original-image pixels."""
+    sy, sx = scale
+    boxes = det["boxes"].float().cpu().numpy() / np.array([sx, sy, sx, sy], np.float32)
+    return {
+        "image_id": image_id,
+        "boxes": boxes,
+        "scores": det["scores"].float().cpu().numpy(),
+        "labels": det["labels"].cpu().numpy(),
+    }
+
+
+@torch.no_grad()
+def run_dataset(
+    det: torch.nn.Module,
+    dataset,
+    ecfg: EvalConfig,
+    device: torch.device,
+    num_workers: int = 0,
+    progress: bool = True,
+    with_pre_nms: bool = False,
+) -> tuple[list[dict], list[dict]]:
+    """Detections (original pixels) for every image of ``dataset``; optionally the pre-NMS candidates."""
+    det.eval()
+    ds = DetectionDataset(dataset, EvalTransform(det.input_size), train=False)
+    loader = DataLoader(ds, batch_size=ecfg.batch_size, shuffle=False, num_workers=num_workers,
+                        collate_fn=collate_detections)  # fmt: skip
+    dets, pre = [], []
+    for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
+        out = det(batch.images.to(device))
+        kept = det.predict(out, ecfg.score_thresh, ecfg.nms_iou, ecfg.max_det, ecfg.pre_nms_topk)
+        raw = det.predict(out, MISALIGN_SCORE, 1.01, ecfg.pre_nms_topk, ecfg.pre_nms_topk) if with_pre_nms else None
+        for i, meta in enumerate(batch.metas):
+            dets.append(_to_original(kept[i], meta["scale"], meta["image_id"]))
+            if raw is not None:
+                pre.append(_to_original(raw[i], meta["scale"], meta["image_id"]))
+    return dets, pre
+
+
+def evaluate_model(
+    det: torch.nn.Module,
+    dataset,
+    ecfg: EvalConfig,
+    device: torch.device,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> EvalResult:
+    """COCO + VOC metrics (and the misalignment rate, in ``metrics["misalign"]``) of ``det`` on ``dataset``."""
+    dets, pre = run_dataset(det, dataset, ecfg, device, num_workers, progress, with_pre_nms=True)
+    gts = dataset.coco_gt()
+    result = evaluate(gts, dets, list(dataset.class_names))
+    rate, _, _ = misalignment_rate(gts, pre, dets, score_thresh=MISALIGN_SCORE)
+    result.metrics["misalign"] = float(rate)
+    return result
+
+
+def iter_images(paths: Sequence[str | Path]) -> Iterator[Path]:
+    """Expand files and folders (recursively) into image paths, sorted, de-duplicated."""
+    exts = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+    seen = set()
+    for p in map(Path, paths):
+        items = sorted(q for q in p.rglob("*") if q.suffix.lower() in exts) if p.is_dir() else [p]
+        for q in items:
+            if q not in seen:
+                seen.add(q)
+                yield q
+
+
+@torch.no_grad()
+def detect_images(
+    det: torch.nn.Module,
+    paths: Sequence[Path],
+    ecfg: EvalConfig,
+    device: torch.device,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> Iterator[tuple[Path, np.ndarray, dict[str, Any]]]:
+    """Yield ``(path, image RGB, detections in original pixels)`` for each image, batched."""
+    det.eval()
+    tf = EvalTransform(det.input_size)
+    bar = tqdm(total=len(paths), desc="detect", unit="img", disable=not progress)
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        images = [read_image(p) for p in chunk]
+        tensors = [tf(im, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))[0] for im in images]
+        out = det(torch.stack(tensors).to(device))
+        preds = det.predict(out, ecfg.score_thresh, ecfg.nms_iou, ecfg.max_det, ecfg.pre_nms_topk)
+        for p, im, pr, t in zip(chunk, images, preds, tensors):
+            scale = (t.shape[1] / im.shape[0], t.shape[2] / im.shape[1])
+            yield p, im, _to_original(pr, scale, 0)
+            bar.update(1)
+    bar.close()

@@ -1,0 +1,71 @@
+import glob
+
+import pytest
+import yaml
+
+from mgdet.engine.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config
+
+
+def test_defaults_are_the_paper_recipe():
+    cfg = RunConfig()
+    assert (cfg.train.lr, cfg.train.momentum, cfg.train.weight_decay) == (0.01, 0.9, 5e-4)
+    assert (cfg.train.warmup_iters, cfg.train.min_lr, cfg.train.batch_size) == (500, 1e-6, 32)
+    assert cfg.data.input_size == 320 and cfg.eval.nms_iou == 0.5 and cfg.eval.score_thresh == 0.005
+    assert (cfg.loss.focal_alpha, cfg.loss.focal_gamma) == (0.25, 1.0)
+
+
+def test_every_shipped_config_loads_and_is_up_to_date():
+    import importlib.util
+    from pathlib import Path
+
+    files = sorted(glob.glob("configs/voc/*.yaml") + glob.glob("configs/coco/*.yaml"))
+    assert len(files) == 56  # 2 datasets x 7 models x 4 strategies
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.train.epochs == (250 if "/voc/" in f else 140)
+    spec = importlib.util.spec_from_file_location("make_configs", "scripts/make_configs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for rel, text in mod.all_configs().items():
+        assert Path("configs", rel).read_text() == text, f"configs/{rel} is stale: run scripts/make_configs.py"
+
+
+def test_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"train": {"epochs": 5}}))
+    cfg = load_config(p, ["train.epochs=2", "data.root=/x", "data.class_names=[a, b]", "train.lr=1e-3"])
+    assert cfg.train.epochs == 2 and cfg.data.root == "/x" and cfg.data.class_names == ["a", "b"]
+    assert cfg.train.lr == 1e-3
+    assert apply_overrides({}, ["a.b.c=1"]) == {"a": {"b": {"c": 1}}}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"train": {"epoch": 2}}, "unknown key 'train.epoch' (did you mean 'train.epochs'?)"),
+        ({"trian": {}}, "unknown key 'trian'"),
+        ({"train": {"epochs": "two"}}, "train.epochs: expected an integer, got str 'two'"),
+        ({"train": {"lr": True}}, "train.lr: expected a number"),
+        ({"train": {"strategy": "atss"}}, "train.strategy must be one of"),
+        ({"model": {"name": "yolo"}}, "model.name must be one of"),
+        ({"train": {"sigma": 1.0}}, "train.sigma must be > 1"),
+        ({"data": {"input_size": 100}}, "multiple of 32"),
+        ({"data": {"class_names": "cat"}}, "data.class_names: expected a list"),
+        ({"train": 3}, "section 'train' must be a mapping"),
+    ],
+)
+def test_bad_configs_are_clear_errors(data, message):
+    with pytest.raises(ConfigError) as e:
+        from_dict(data, "my.yaml")
+    assert message in str(e.value) and "my.yaml" in str(e.value)
+
+
+def test_config_files_are_data_not_code(tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text("train: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["train.epochs"])
