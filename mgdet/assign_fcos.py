@@ -109,6 +109,9 @@ def assign_fcos(
     if c2l and not sigma > 1:
         raise ValueError(f"sigma must be > 1, got {sigma}")
 
+    if gt_boxes.shape[1] == 0:  # no GT column: every point is background
+        empty = torch.full((gt_boxes.shape[0], points.shape[0]), NEGATIVE, dtype=torch.long, device=points.device)
+        return Assignment(cls_gt=empty, reg_gt=empty.clone())
     gt_boxes = gt_boxes.float()
     valid = gt_labels >= 0  # [B, G]
     ltrb = point_distances(points.float(), gt_boxes)  # [B, G, A, 4]

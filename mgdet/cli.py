@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,8 +39,8 @@ def _train(args: argparse.Namespace) -> int:
         resume = str(last) if last.is_file() else None
     t0 = time.perf_counter()
     result = train(cfg, resume=resume, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
-    if not result.history:
-        return 0
+    if not result.history or int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return 130 if result.interrupted else 0
     last = result.history[-1]
     rows = [
         ("output", str(result.output_dir)),
@@ -299,10 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     from mgdet.data import DatasetError
     from mgdet.engine.checkpoint import CheckpointError
     from mgdet.engine.config import ConfigError
+    from mgdet.engine.train import TrainingError
 
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, CheckpointError, DatasetError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, DatasetError, TrainingError, FileNotFoundError) as e:
         print(f"mgdet {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

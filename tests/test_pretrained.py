@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mgdet.models.backbones import MobileNetV2, ResNet18, VGG16BN
+from mgdet.models.backbones import VGG16BN, MobileNetV2, ResNet18
 from mgdet.models.pretrained import (
     PretrainedHashError,
     check_file_hash,

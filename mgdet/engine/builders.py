@@ -123,3 +123,30 @@ def keep_frozen_bn_eval(det) -> None:
     for m in det.modules():
         if getattr(m, "mgdet_frozen", False):
             m.eval()
+
+
+def scan_images(dataset: RecordDataset, on_error: str, progress: bool = True) -> list[str]:
+    """Header-level check of every image before training (missing, zero-byte, truncated, wrong size), so a
+    run does not die hours in on one bad file. ``on_error="raise"``: one DatasetError listing the broken
+    files; ``"skip"``: they are dropped from ``dataset`` and returned."""
+    from tqdm import tqdm
+
+    from mgdet.data import DatasetError, probe_image
+
+    broken: list[tuple[int, str]] = []
+    for i, rec in enumerate(tqdm(dataset.records, desc="check images", unit="img", disable=not progress,
+                                 leave=False)):  # fmt: skip
+        try:
+            probe_image(rec.path, expected_hw=(rec.height, rec.width))
+        except DatasetError as e:
+            broken.append((i, str(e)))
+    if broken and on_error == "raise":
+        listing = "\n  ".join(msg for _, msg in broken[:10])
+        more = f"\n  ... and {len(broken) - 10} more" if len(broken) > 10 else ""
+        raise DatasetError(
+            f"{len(broken)} broken image(s) found before training (set data.on_error=skip to drop them):\n"
+            f"  {listing}{more}"
+        )
+    bad = {i for i, _ in broken}
+    dataset.records = [r for i, r in enumerate(dataset.records) if i not in bad]
+    return [msg for _, msg in broken]

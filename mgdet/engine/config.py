@@ -55,6 +55,7 @@ class DataConfig:
     num_workers: int = 2
     augment: bool = True  # SSD-style photometric distortion, expand, IoU crop, flip
     on_error: str = "raise"  # raise | skip: what to do with a broken image or annotation
+    check_images: bool = True  # header-level scan of every image before training starts
 
 
 @dataclass

@@ -28,7 +28,13 @@ import mgdet
 from mgdet.data import DetectionDataset, EpochRandomSampler, EvalTransform, TrainTransform, collate_detections
 from mgdet.data.collate import seed_worker
 from mgdet.engine import distributed as distr
-from mgdet.engine.builders import build_dataset, freeze_backbone_stages, keep_frozen_bn_eval, model_kwargs
+from mgdet.engine.builders import (
+    build_dataset,
+    freeze_backbone_stages,
+    keep_frozen_bn_eval,
+    model_kwargs,
+    scan_images,
+)
 from mgdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mgdet.engine.config import RunConfig, save_config
 from mgdet.engine.inference import evaluate_model
@@ -191,6 +197,11 @@ def train(
     train_base = build_dataset(cfg.data, train=True)
     class_names = list(cfg.data.class_names or train_base.class_names)
     val_base = build_dataset(cfg.data, train=False, class_names=class_names)
+    if cfg.data.check_images:
+        for ds in (train_base, val_base):
+            dropped = scan_images(ds, cfg.data.on_error, progress=progress and info.is_main)
+            if dropped and info.is_main:
+                print(f"skipped {len(dropped)} broken image(s), e.g. {dropped[0]}")
     size = cfg.data.input_size
     transform = TrainTransform(size) if cfg.data.augment else EvalTransform(size)
     train_ds = DetectionDataset(train_base, transform, train=True, seed=t.seed)

@@ -1,0 +1,142 @@
+"""CPU speed of the detectors: training and inference images/s, and the share of a training step spent
+in label assignment. Prints a markdown table.
+
+    .venv/bin/python benchmarks/model_speed.py --models retinanet:resnet18 fssd:resnet18 light
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import mgdet.models.detector as det_module
+from mgdet.models import build_detector
+
+#: named presets: "light" is the MobileNetV2 model of the shipped CPU benchmark
+PRESETS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "light": ("fssd", "mobilenet_v2", {"neck_width": 96, "head_width": 64}),
+    "canonical": ("retinanet", "resnet18", {"canonical": True}),
+}
+DEFAULT_MODELS = ["retinanet:resnet18", "fssd:resnet18", "light"]
+
+
+def parse_model(spec: str) -> tuple[str, str, str, dict[str, Any]]:
+    """``"light"`` / ``"canonical"`` or ``"name:backbone"`` -> (label, name, backbone, opts)."""
+    if spec in PRESETS:
+        name, backbone, opts = PRESETS[spec]
+        return f"{name}-{backbone} ({spec})", name, backbone, opts
+    name, backbone = spec.split(":")
+    return f"{name}-{backbone}", name, backbone, {}
+
+
+class Timer:
+    """Accumulates the wall time of a wrapped function."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn, self.total = fn, 0.0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.total += time.perf_counter() - t
+
+
+def synthetic_batch(batch: int, size: int, num_classes: int, gen: torch.Generator):
+    images = torch.rand(batch, 3, size, size, generator=gen)
+    g = 6
+    xy = torch.rand(batch, g, 2, generator=gen) * size * 0.7
+    wh = torch.rand(batch, g, 2, generator=gen) * size * 0.4 + 12
+    boxes = torch.cat((xy, (xy + wh).clamp(max=size)), dim=-1)
+    labels = torch.randint(0, num_classes, (batch, g), generator=gen)
+    labels[:, 4:] = -1  # some padding
+    return images, boxes, labels
+
+
+def bench(spec: str, channels_last: bool, args: argparse.Namespace) -> dict[str, Any]:
+    label, name, backbone, opts = parse_model(spec)
+    torch.manual_seed(0)
+    model = build_detector(name, backbone, args.num_classes, input_size=args.size, channels_last=channels_last, **opts)
+    gen = torch.Generator().manual_seed(0)
+    images, boxes, labels = synthetic_batch(args.batch, args.size, args.num_classes, gen)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    timer_name = "assign_fcos" if name == "fcos" else "assign"
+    original = getattr(det_module, timer_name)
+    timer = Timer(original)
+    setattr(det_module, timer_name, timer)
+    try:
+        model.train()
+        train_times = []
+        for i in range(args.warmup + args.iters):
+            timer.total = 0.0 if i == args.warmup else timer.total
+            t = time.perf_counter()
+            out = model.loss(model(images), boxes, labels, args.strategy)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            opt.step()
+            if i >= args.warmup:
+                train_times.append(time.perf_counter() - t)
+        assign_share = timer.total / sum(train_times)
+    finally:
+        setattr(det_module, timer_name, original)
+
+    model.eval()
+    infer_times = []
+    with torch.no_grad():
+        for i in range(args.warmup + args.iters):
+            t = time.perf_counter()
+            model.predict(model(images))
+            if i >= args.warmup:
+                infer_times.append(time.perf_counter() - t)
+    train_step = sorted(train_times)[len(train_times) // 2]
+    infer_step = sorted(infer_times)[len(infer_times) // 2]
+    return {
+        "model": label,
+        "channels_last": "on" if channels_last else "off",
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "anchors": model.anchors.shape[0],
+        "train_ips": args.batch / train_step,
+        "infer_ips": args.batch / infer_step,
+        "assign_share": assign_share,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=DEFAULT_MODELS, help="name:backbone, 'light' or 'canonical'")
+    p.add_argument("--channels-last", choices=("both", "on", "off"), default="both")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, default=320)
+    p.add_argument("--iters", type=int, default=3, help="timed iterations (median reported)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+    p.add_argument("--num-classes", type=int, default=20)
+    p.add_argument("--strategy", default="mutual_guidance")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.channels_last]
+    rows = [bench(spec, cl, args) for spec in args.models for cl in modes]
+    print(
+        f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; batch {args.batch}, {args.size}x{args.size}, "
+        f"strategy {args.strategy}, median of {args.iters} iterations after {args.warmup} warm-up\n"
+    )
+    print("| model | channels_last | params (M) | anchors | train img/s | infer img/s | assignment share |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['model']} | {r['channels_last']} | {r['params_m']:.1f} | {r['anchors']} | "
+            f"{r['train_ips']:.2f} | {r['infer_ips']:.2f} | {100 * r['assign_share']:.1f}% |"
+        )
+
+
+if __name__ == "__main__":
+    main()
