@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from conftest import tiny_config
+
 from mgdet.engine.checkpoint import load_checkpoint
 
 

@@ -11,8 +11,8 @@ import textwrap
 import pytest
 import torch
 import yaml
-
 from conftest import tiny_config
+
 from mgdet.cli import main
 from mgdet.engine.config import from_dict
 from mgdet.engine.train import TrainingError, train
