@@ -81,7 +81,9 @@ def _eval(args: argparse.Namespace) -> int:
     result: EvalResult = evaluate_model(det, dataset, cfg.eval, device, progress=not args.no_progress)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    result.save_json(out / "metrics.json")
+    from mgdet.viz.curves import save_eval_json
+
+    save_eval_json(result, out / "metrics.json")  # with the precision array, for PR curves
     result.save_coco_results(out / "detections_coco.json")
     print(result.summary(per_class=True))
     print(result.summary())
@@ -92,6 +94,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- detect
 def _detect(args: argparse.Namespace) -> int:
+    if args.backend == "onnx":  # CHECKPOINT is a file written by `mgdet export`
+        from mgdet.deploy import detect_onnx
+
+        return detect_onnx(args)
     import torch
 
     from mgdet.engine.checkpoint import load_detector
@@ -251,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--show-thresh", type=float, default=0.3, help="draw boxes with at least this score (0.3)")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (8)")
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch: CHECKPOINT is a .pth; onnx: an `mgdet export` file run with onnxruntime (torch)",
+    )
     _common_infer(p)
     p.set_defaults(func=_detect)
 

@@ -83,6 +83,9 @@ def detection_loss(
         ``num_cls_pos`` and ``num_reg_pos`` (float tensors, detached).
     """
     cfg = cfg or LossConfig()
+    if gt_labels.shape[1] == 0:  # no GT column at all: one padding column keeps the gathers defined
+        gt_boxes = gt_boxes.new_zeros(gt_boxes.shape[0], 1, 4)
+        gt_labels = gt_labels.new_full((gt_labels.shape[0], 1), -1)
     b, a, c = cls_logits.shape
     cls_gt, reg_gt = assignment.cls_gt, assignment.reg_gt  # [B, A]
 

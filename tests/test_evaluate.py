@@ -43,9 +43,7 @@ def det(image_id: int, boxes, scores, labels) -> dict:
 # --------------------------------------------------------------------------------------------------
 def test_perfect_detections_score_one_everywhere():
     gts = [
-        gt(
-            1, [[10, 10, 30, 30], [100, 100, 160, 160], [200, 50, 400, 300]], [0, 1, 0]
-        ),  # small, medium, large
+        gt(1, [[10, 10, 30, 30], [100, 100, 160, 160], [200, 50, 400, 300]], [0, 1, 0]),  # small, medium, large
         gt(2, [[0, 0, 50, 40], [300, 300, 500, 520]], [2, 1]),
         gt(3, np.zeros((0, 4)), []),
     ]
@@ -64,9 +62,7 @@ def test_perfect_detections_score_one_everywhere():
 def test_shifted_box_iou_two_thirds():
     # GT [0,0,100,100], det shifted 20 px right: inter 80*100 = 8000, union 2*10000 - 8000 = 12000,
     # IoU = 2/3. It matches at IoU thresholds .50 .55 .60 .65 (4 of 10) and fails at .70 ... .95.
-    assert pairwise_iou(np.array([[0, 0, 100, 100]]), np.array([[20, 0, 120, 100]]))[0, 0] == pytest.approx(
-        2 / 3
-    )
+    assert pairwise_iou(np.array([[0, 0, 100, 100]]), np.array([[20, 0, 120, 100]]))[0, 0] == pytest.approx(2 / 3)
     gts = [gt(1, [[0, 0, 100, 100]], [0])]
     dets = [det(1, [[20, 0, 120, 100]], [0.9], [0])]
     r = evaluate(gts, dets, NAMES)

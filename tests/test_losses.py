@@ -92,3 +92,10 @@ def test_loss_config_overrides():
     assert out["loss_cls"].item() == pytest.approx(0.25 * 0.25 * LN2, rel=1e-5)
     b = math.exp(3) - 1
     assert out["loss_reg"].item() == pytest.approx(2 * (1.5 * 0.5 + 1.5 / b - 0.5 * 0.11), rel=1e-5)
+
+
+def test_zero_gt_columns():
+    a = Assignment(torch.full((2, 3), NEGATIVE), torch.full((2, 3), NEGATIVE))
+    out = detection_loss(a, torch.zeros(2, 3, 2), torch.zeros(2, 3, 4), torch.zeros(3, 4), torch.zeros(2, 0, 4),
+                         torch.zeros(2, 0, dtype=torch.long))  # fmt: skip
+    assert out["loss_cls"].item() == pytest.approx(12 * 0.75 * 0.5 * LN2, rel=1e-5) and out["loss_reg"] == 0

@@ -83,6 +83,8 @@ class TrainConfig:
     grad_clip: float = 0.0  # max grad norm, 0 = off
     max_bad_steps: int = 10  # stop after this many non-finite steps in a row
     max_iters: int = 0  # stop after this many iterations in total (0 = no limit; for smoke tests)
+    images_per_epoch: int = 0  # train on this many images of each epoch's shuffled order (0 = all);
+    # every epoch draws a different subset, so short CPU recipes get several epochs (and history rows)
     eval_interval: int = 10  # evaluate every N epochs (0 = only at the end)
     seed: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
@@ -214,6 +216,7 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
     checks = [
         (t.epochs >= 1, "train.epochs must be >= 1"),
         (t.batch_size >= 1, "train.batch_size must be >= 1"),
+        (t.images_per_epoch >= 0, "train.images_per_epoch must be >= 0"),
         (t.lr > 0, "train.lr must be > 0"),
         (t.sigma > 1, "train.sigma must be > 1 (Eq. 1 of the paper)"),
         (0 <= t.neg_iou <= t.pos_iou <= 1, "need 0 <= train.neg_iou <= train.pos_iou <= 1"),

@@ -121,6 +121,23 @@ class SkipSampler(Sampler[int]):
         return len(self.inner) - self.skip
 
 
+class LimitSampler(Sampler[int]):
+    """Wraps an epoch-aware sampler and keeps only the first ``limit`` indices of each epoch (0 = all)."""
+
+    def __init__(self, inner: Sampler[int], limit: int) -> None:
+        self.inner, self.limit = inner, limit
+
+    def set_epoch(self, epoch: int) -> None:
+        self.inner.set_epoch(epoch)
+
+    def __iter__(self):
+        it = iter(self.inner)
+        return it if not self.limit else (i for _, i in zip(range(len(self)), it))
+
+    def __len__(self) -> int:
+        return len(self.inner) if not self.limit else min(self.limit, len(self.inner))
+
+
 class _StopFlag:
     """SIGINT handler: the first Ctrl-C asks for a checkpoint and a clean stop, the second aborts."""
 
@@ -211,6 +228,8 @@ def train(
         if info.enabled
         else EpochRandomSampler(train_ds, t.seed)
     )
+    if t.images_per_epoch:
+        inner = LimitSampler(inner, max(1, t.images_per_epoch // info.world_size))
     sampler = SkipSampler(inner)
     drop_last = len(inner) >= per_proc_batch  # tiny datasets keep their one short batch
     loader = DataLoader(

@@ -1,0 +1,50 @@
+"""``mgdet export``: write a checkpoint as an ONNX file (picked up by :func:`mgdet.cli.build_parser`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DESCRIPTION = (
+    "Export a checkpoint to ONNX: backbone + neck + head + box decoding. Input 'images' [B,3,S,S] float "
+    "RGB in 0..1 (normalization is inside the graph); outputs 'scores' [B,A,C] (sigmoid; FCOS: "
+    "sqrt(cls*centerness)) and 'boxes' [B,A,4] xyxy in input pixels, clipped. NMS is not in the graph: "
+    "mgdet.deploy.postprocess (numpy, identical to mgdet's NMS) does threshold / top-k / class-aware "
+    "NMS / max_det. Class names and post-processing parameters are stored in the file's metadata. "
+    "Run it with: mgdet detect FILE.onnx IMAGES... --out DIR --backend onnx"
+)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mgdet.engine.table import format_table
+    from mgdet.export import DEFAULT_OPSET, export_checkpoint
+
+    try:
+        import onnx  # noqa: F401
+    except ModuleNotFoundError:
+        print("mgdet export needs the 'onnx' package: pip install 'mgdet[deploy]'", file=sys.stderr)
+        return 2
+    opset = args.opset or DEFAULT_OPSET
+    _, summary = export_checkpoint(
+        args.checkpoint, args.onnx, input_size=args.input_size, dynamic_batch=args.dynamic_batch, opset=opset
+    )
+    pp = summary.pop("postprocess")
+    rows = [(k, str(v)) for k, v in summary.items()]
+    rows.append(("postprocess", ", ".join(f"{k}={v}" for k, v in pp.items())))
+    rows.append(("check", "onnx.checker passed"))
+    print(format_table(rows, ["", "value"]))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``export`` verb."""
+    p = subparsers.add_parser("export", help="export a checkpoint to ONNX (model + box decoding)",
+                              description=DESCRIPTION)  # fmt: skip
+    p.add_argument("checkpoint", help="checkpoint file (.pth)")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="output .onnx file")
+    p.add_argument("--input-size", type=int, metavar="S",
+                   help="square input size S baked into the graph (default: the checkpoint's)")  # fmt: skip
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="symbolic batch axis (default: batch fixed to 1)")  # fmt: skip
+    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset version (default: 17)")
+    p.set_defaults(func=_export)

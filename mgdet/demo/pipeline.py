@@ -1,0 +1,223 @@
+"""``mgdet demo`` and ``mgdet reproduce`` as library functions (the CLI in :mod:`mgdet.cli_demo` is a thin layer).
+
+```python
+from mgdet.demo import run_demo, run_reproduce
+demo = run_demo(out="mgdet_runs/demo")                  # benchmark + IoU vs MG + report folder
+grid = run_reproduce(out="mgdet_runs/reproduce", detectors=["retinanet_mbv2"], seeds=[0, 1, 2])
+```
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mgdet.demo.recipe import (
+    BENCHMARK_DETECTORS,
+    DEFAULT_DATA,
+    STRATEGY_ABBR,
+    STRATEGY_TITLES,
+    grid_config,
+    parse_strategy,
+    quick_overrides,
+)
+from mgdet.demo.runner import GridResult, RunSpec, machine_description, run_grid
+
+#: Benchmark size used by ``--quick`` when no ``--data`` is given (seconds to generate).
+QUICK_BENCHMARK = {"num_train": 24, "num_val": 8, "image_size": 128}
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` produced."""
+
+    grid: GridResult
+    table: str  # the printed table
+    report_dir: Path | None
+    files: dict[str, Path] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+
+def ensure_benchmark(
+    root: str | Path,
+    quick: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Use the dataset at ``root`` if there is one, else generate the benchmark there (tiny with ``quick``).
+
+    A folder with ``benchmark.json`` or a VOC ``ImageSets`` folder is used as it is (whatever its size).
+    """
+    from tqdm import tqdm
+
+    from mgdet.data.benchmark import DEFAULT_IMAGE_SIZE, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, generate_benchmark
+
+    root = Path(root)
+    if (root / "benchmark.json").is_file() or (root / "ImageSets" / "Main").is_dir():
+        log(f"dataset: {root} (already there, not regenerated)")
+        return root
+    params = QUICK_BENCHMARK if quick else {"num_train": DEFAULT_NUM_TRAIN, "num_val": DEFAULT_NUM_VAL,
+                                             "image_size": DEFAULT_IMAGE_SIZE}  # fmt: skip
+    log(f"dataset: generating the benchmark ({params['num_train']} train + {params['num_val']} val images, "
+        f"{params['image_size']} px) in {root}")  # fmt: skip
+    bar = tqdm(total=params["num_train"] + params["num_val"], desc="generate", unit="img", disable=not progress,
+               leave=False)  # fmt: skip
+
+    def tick(done: int, total: int) -> None:
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    info = generate_benchmark(root, seed=seed, progress=tick, **params)
+    bar.close()
+    log(f"dataset: done in {info.seconds:.0f} s")
+    return root
+
+
+def _specs(
+    detectors: Sequence[str],
+    strategies: Sequence[str],
+    seeds: Sequence[int],
+    out: Path,
+    data: Path | None,
+    config_dir: Path | None,
+    epochs: int | None,
+    overrides: Sequence[str],
+) -> list[RunSpec]:
+    specs = []
+    for detector in detectors:
+        for strategy in strategies:
+            for seed in seeds:
+                strategy = parse_strategy(strategy)
+                run_id = f"{detector}_{STRATEGY_ABBR[strategy]}_s{seed}"
+                cfg = grid_config(detector, strategy, seed, out / "runs" / run_id, data, config_dir, epochs,
+                                  list(overrides))  # fmt: skip
+                specs.append(RunSpec(detector, strategy, int(seed), cfg))
+    return specs
+
+
+def run_demo(
+    out: str | Path = "mgdet_runs/demo",
+    data: str | Path | None = None,
+    detector: str = "retinanet_mbv2",
+    epochs: int | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    quick: bool = False,
+    overrides: Sequence[str] = (),
+    progress: bool = True,
+    report: bool = True,
+    log: Callable[[str], None] = print,
+) -> DemoResult:
+    """Benchmark (generated if missing) -> static IoU and Mutual Guidance, same seed and recipe -> table + report.
+
+    Finished runs in ``out/runs`` are reused (the demo is resumable like ``mgdet reproduce``).
+    """
+    from mgdet.demo.report import demo_rows, write_demo_report
+    from mgdet.engine.builders import build_dataset
+    from mgdet.engine.table import format_table
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    if data is None:
+        data = out / "benchmark_quick" if quick else Path(DEFAULT_DATA)
+    root = ensure_benchmark(data, quick=quick, progress=progress, log=log)
+    extra = list(quick_overrides() if quick else []) + list(overrides)
+    if size is not None:
+        extra.append(f"data.input_size={int(size)}")
+    specs = _specs([detector], ["iou", "mutual_guidance"], [seed], out, root, None, epochs, extra)
+    grid = run_grid(specs, progress=progress, log=log)
+    headers, rows = demo_rows(grid.records)
+    table = format_table(rows, headers, float_fmt=".1f")
+    if grid.interrupted:
+        return DemoResult(grid, table, None, wall_time_s=time.perf_counter() - t0)
+    cfg = specs[0].config
+    info = {
+        "dataset": f"{root} (val split)",
+        "recipe": (f"{detector}, input {cfg.data.input_size} px, width {cfg.model.width}, frozen stages "
+                   f"{cfg.model.frozen_stages}, {cfg.train.epochs} epochs x "
+                   f"{cfg.train.images_per_epoch or 'all'} images, batch {cfg.train.batch_size}, "
+                   f"lr {cfg.train.lr}, seed {seed}" + (" (--quick)" if quick else "")),
+        "machine": machine_description(),
+    }  # fmt: skip
+    files: dict[str, Path] = {}
+    report_dir = None
+    if report:
+        report_dir = out / "report"
+        val = build_dataset(cfg.data, train=False)
+        info["total wall time"] = f"{(time.perf_counter() - t0) / 60:.1f} min (before the report)"
+        files = write_demo_report(grid.records, report_dir, val, num_images=2 if quick else 4, info=info)
+    return DemoResult(grid, table, report_dir, files, time.perf_counter() - t0)
+
+
+def run_reproduce(
+    out: str | Path = "mgdet_runs/reproduce",
+    detectors: Sequence[str] = BENCHMARK_DETECTORS,
+    strategies: Sequence[str] = tuple(STRATEGY_ABBR),
+    seeds: Sequence[int] = (0, 1, 2),
+    data: str | Path | None = None,
+    config_dir: str | Path | None = None,
+    epochs: int | None = None,
+    quick: bool = False,
+    overrides: Sequence[str] = (),
+    progress: bool = True,
+    command: str = "",
+    log: Callable[[str], None] = print,
+) -> tuple[GridResult, dict[str, Path]]:
+    """The Table 1 ablation: detectors x strategies x seeds, resumable; writes results.json/.md/.png in ``out``.
+
+    Without ``config_dir`` the built-in CPU recipe is used and the benchmark is generated when ``data``
+    is missing; with it, ``config_dir/<detector>_<abbr>.yaml`` are used as they are (``data`` overrides
+    their ``data.root`` when given).
+    """
+    from mgdet.demo.report import write_grid_results
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    root: Path | None
+    if config_dir is None:
+        root = Path(data) if data is not None else (out / "benchmark_quick" if quick else Path(DEFAULT_DATA))
+        root = ensure_benchmark(root, quick=quick, progress=progress, log=log)
+    else:
+        root = Path(data) if data is not None else None
+    extra = list(quick_overrides() if quick else []) + list(overrides)
+    specs = _specs(detectors, strategies, seeds, out, root, Path(config_dir) if config_dir else None, epochs, extra)
+    log(f"reproduce: {len(specs)} runs ({len(detectors)} detectors x {len(strategies)} strategies x "
+        f"{len(seeds)} seeds) in {out / 'runs'}")  # fmt: skip
+    grid = run_grid(specs, progress=progress, log=log)
+    cfg = specs[0].config if specs else None
+    total_train = sum(r.train_time_s for r in grid.records)
+    info: dict[str, Any] = {
+        "command": f"`{command}`" if command else "",
+        "dataset": str(root if root is not None else (cfg.data.root if cfg else "")),
+        "runs finished": f"{len(grid.records)} / {len(specs)}" + (" (interrupted; rerun to continue)"
+                                                                  if grid.interrupted else ""),
+        "wall time of this invocation": f"{(time.perf_counter() - t0) / 60:.1f} min",
+        "sum of training times": f"{total_train / 60:.1f} min",
+        "machine": machine_description(),
+    }  # fmt: skip
+    if cfg is not None:
+        info["recipe"] = (f"input {cfg.data.input_size} px, width {cfg.model.width}, frozen stages "
+                          f"{cfg.model.frozen_stages}, {cfg.train.epochs} epochs x "
+                          f"{cfg.train.images_per_epoch or 'all'} images, batch {cfg.train.batch_size}, "
+                          f"{cfg.train.optimizer} lr {cfg.train.lr}" + (" (--quick)" if quick else ""))  # fmt: skip
+    info = {k: v for k, v in info.items() if v}
+    files = write_grid_results(grid.records, out, info)
+    return grid, files
+
+
+def summary_rows(grid: GridResult) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of the end-of-run summary table (mean ± std over seeds, %)."""
+    from mgdet.demo.report import pm
+    from mgdet.demo.runner import summarize
+
+    headers = ["model", "strategy", "AP", "AP50", "AP75", "misalign %", "seeds"]
+    rows = []
+    for s in summarize(grid.records):
+        rows.append([s["detector"], STRATEGY_TITLES.get(s["strategy"], s["strategy"]),
+                     *(pm(100 * s["mean"][k], 100 * s["std"][k]) for k in ("AP", "AP50", "AP75", "misalign")),
+                     s["n"]])  # fmt: skip
+    return headers, rows

@@ -1,0 +1,156 @@
+"""The CPU recipe for the shipped benchmark, and how grid runs get their configurations.
+
+The recipe is plain data (:func:`benchmark_recipe`); ``configs/benchmark/*.yaml`` are the same values
+written out (:func:`write_benchmark_configs`, checked by ``tests/test_demo.py``). Every strategy of one
+detector gets exactly the same recipe: only ``train.strategy`` differs, so comparisons are fair.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mgdet.engine.config import ConfigError, RunConfig, apply_overrides, from_dict
+
+#: Short names used in file and run names, in the order of Table 1 of the paper.
+STRATEGY_ABBR: dict[str, str] = {
+    "iou": "iou",
+    "localize_to_classify": "l2c",
+    "classify_to_localize": "c2l",
+    "mutual_guidance": "mg",
+}
+#: Row labels of the paper's Table 1.
+STRATEGY_TITLES: dict[str, str] = {
+    "iou": "IoU_anchor-based",
+    "localize_to_classify": "Localize to Classify",
+    "classify_to_localize": "Classify to Localize",
+    "mutual_guidance": "Mutual Guidance",
+}
+#: Detectors of the CPU benchmark (MobileNetV2 ImageNet backbone, light head).
+BENCHMARK_DETECTORS: tuple[str, ...] = ("retinanet_mbv2", "fssd_mbv2")
+#: Every model of the paper (``--full``); their configs come from ``--config-dir`` (default configs/voc).
+PAPER_DETECTORS: tuple[str, ...] = (
+    "fssd_r18", "fssd_vgg16", "retinanet_r18", "retinanet_vgg16", "rfbnet_vgg16", "fcos_r18", "fcos_vgg16",
+)  # fmt: skip
+DETECTOR_TITLES: dict[str, str] = {
+    "retinanet_mbv2": "RetinaNet, MobileNetV2",
+    "fssd_mbv2": "FSSD, MobileNetV2",
+    "fssd_r18": "FSSD, ResNet-18",
+    "fssd_vgg16": "FSSD, VGG-16",
+    "retinanet_r18": "RetinaNet, ResNet-18",
+    "retinanet_vgg16": "RetinaNet, VGG-16",
+    "rfbnet_vgg16": "RFBNet, VGG-16",
+    "fcos_r18": "FCOS, ResNet-18",
+    "fcos_vgg16": "FCOS, VGG-16",
+}
+DEFAULT_DATA = "mgdet_data/benchmark"
+
+
+def parse_strategy(name: str) -> str:
+    """Full strategy name from a full or short name (``mg`` -> ``mutual_guidance``)."""
+    for full, abbr in STRATEGY_ABBR.items():
+        if name in (full, abbr):
+            return full
+    raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_ABBR)} or their short names "
+                      f"{', '.join(STRATEGY_ABBR.values())}")  # fmt: skip
+
+
+def benchmark_recipe(
+    detector: str = "retinanet_mbv2",
+    strategy: str = "mutual_guidance",
+    seed: int = 0,
+    data_root: str = DEFAULT_DATA,
+    output_dir: str = "mgdet_runs/benchmark/run",
+) -> dict[str, Any]:
+    """The CPU benchmark recipe as a config dict (see :class:`mgdet.engine.config.RunConfig`).
+
+    MobileNetV2 (ImageNet, ``pretrained: offline``) with its first three stages (stride <= 8) frozen,
+    32-channel neck and head, 160 px input, batch 16, SGD lr 0.02 with a 20-step warm-up and cosine
+    decay, 6 epochs of 512 images each (a different random subset every epoch), evaluation every
+    2 epochs for the curves. About 190 steps: a few minutes per run on two free CPU cores.
+    """
+    name, _, backbone = detector.partition("_")
+    if backbone != "mbv2" or name not in ("retinanet", "fssd"):
+        raise ConfigError(f"no built-in CPU recipe for {detector!r} (built in: {', '.join(BENCHMARK_DETECTORS)}); "
+                          "pass --config-dir with <detector>_<strategy>.yaml files")  # fmt: skip
+    return {
+        "model": {"name": name, "backbone": "mobilenet_v2", "pretrained": "offline", "width": 32,
+                  "head_depth": 1, "frozen_stages": 3},
+        "data": {"format": "voc", "root": data_root, "train_split": "train", "val_split": "val",
+                 "input_size": 160, "num_workers": 1},
+        "train": {"strategy": parse_strategy(strategy), "epochs": 6, "images_per_epoch": 512, "batch_size": 16,
+                  "optimizer": "sgd", "lr": 0.02, "momentum": 0.9, "weight_decay": 5.0e-4, "warmup_iters": 20,
+                  "schedule": "cosine", "min_lr": 1.0e-5, "grad_clip": 10.0, "eval_interval": 2, "seed": seed},
+        "eval": {"batch_size": 32},
+        "output_dir": output_dir,
+        "device": "auto",
+    }  # fmt: skip
+
+
+def quick_overrides() -> list[str]:
+    """Overrides that turn any recipe into a seconds-long smoke run (``--quick``; used by the tests)."""
+    return [
+        "train.epochs=2", "train.max_iters=2", "train.batch_size=4", "train.images_per_epoch=4",
+        "train.warmup_iters=1", "train.eval_interval=0", "data.input_size=64", "data.num_workers=0",
+        "model.width=16", "eval.batch_size=8", "eval.pre_nms_topk=100", "eval.max_det=50",
+    ]  # fmt: skip
+
+
+def grid_config(
+    detector: str,
+    strategy: str,
+    seed: int,
+    output_dir: str | Path,
+    data_root: str | Path | None = None,
+    config_dir: str | Path | None = None,
+    epochs: int | None = None,
+    overrides: list[str] | None = None,
+) -> RunConfig:
+    """Configuration of one grid run: built-in recipe (or ``config_dir/<detector>_<abbr>.yaml``) + overrides.
+
+    ``seed``, ``output_dir`` and ``train.strategy`` always win; ``data_root``/``epochs`` when given.
+    """
+    strategy = parse_strategy(strategy)
+    if config_dir is not None:
+        path = Path(config_dir) / f"{detector}_{STRATEGY_ABBR[strategy]}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (expected <detector>_<strategy>.yaml in {config_dir})")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        source = str(path)
+    else:
+        data = benchmark_recipe(detector, strategy, seed)
+        source = f"built-in recipe {detector}"
+    data = apply_overrides(data, list(overrides or []))
+    data.setdefault("train", {}).update(strategy=strategy, seed=int(seed))
+    if epochs is not None:
+        data["train"]["epochs"] = int(epochs)
+    if data_root is not None:
+        data.setdefault("data", {})["root"] = str(data_root)
+    data["output_dir"] = str(output_dir)
+    return from_dict(data, source)
+
+
+def write_benchmark_configs(out_dir: str | Path) -> list[Path]:
+    """Write ``<detector>_<abbr>.yaml`` for every benchmark detector and strategy (the recipe, as YAML)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for detector in BENCHMARK_DETECTORS:
+        for strategy, abbr in STRATEGY_ABBR.items():
+            cfg = benchmark_recipe(detector, strategy, 0, DEFAULT_DATA, f"mgdet_runs/benchmark/{detector}_{abbr}")
+            path = out / path_name(detector, abbr)
+            header = (
+                f"# {DETECTOR_TITLES[detector]} - {STRATEGY_TITLES[strategy]}: the CPU benchmark recipe\n"
+                "# (mgdet.demo.recipe.benchmark_recipe). Only train.strategy differs between the four\n"
+                f"# files of a detector. Train: mgdet train {path.as_posix()}\n"
+            )
+            path.write_text(header + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def path_name(detector: str, abbr: str) -> str:
+    """File name of a grid config: ``<detector>_<abbr>.yaml``."""
+    return f"{detector}_{abbr}.yaml"

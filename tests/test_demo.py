@@ -1,0 +1,142 @@
+"""``mgdet demo`` end to end (``--quick``) and the resumable ``mgdet reproduce`` grid, on a tiny benchmark."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mgdet.cli import main
+from mgdet.demo.pipeline import QUICK_BENCHMARK, ensure_benchmark, run_reproduce
+from mgdet.demo.recipe import BENCHMARK_DETECTORS, STRATEGY_ABBR, benchmark_recipe, grid_config, parse_strategy
+from mgdet.demo.runner import RunRecord, deltas, summarize
+from mgdet.engine.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny generated benchmark shared by the tests of this file."""
+    root = tmp_path_factory.mktemp("bench") / "benchmark"
+    ensure_benchmark(root, quick=True, progress=False, log=lambda s: None)
+    return root
+
+
+def test_quick_benchmark_is_generated_once(bench: Path) -> None:
+    train_ids = (bench / "ImageSets" / "Main" / "train.txt").read_text().split()
+    assert len(train_ids) == QUICK_BENCHMARK["num_train"]
+    lines: list[str] = []
+    assert ensure_benchmark(bench, quick=True, progress=False, log=lines.append) == bench
+    assert "already there" in lines[0]
+
+
+def test_demo_cli_quick_writes_report_and_table(bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "demo"
+    rc = main(["demo", "--quick", "--out", str(out), "--data", str(bench), "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    for word in ("IoU_anchor-based", "Mutual Guidance", "AP75", "APs", "misalign", "train time", "report.md"):
+        assert word in printed
+    report = out / "report"
+    for name in ("report.md", "table.png", "curves.png", "curves_iou.png", "curves_mg.png", "detections_1.png"):
+        assert (report / name).is_file() and (report / name).stat().st_size > 0, name
+    md = (report / "report.md").read_text()
+    assert "![curves](curves.png)" in md and "| Mutual Guidance" in md
+    for run in ("retinanet_mbv2_iou_s0", "retinanet_mbv2_mg_s0"):
+        rec = json.loads((out / "runs" / run / "metrics.json").read_text())
+        assert set(rec["metrics"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "misalign"}
+        cfg = yaml.safe_load((out / "runs" / run / "config.yaml").read_text())
+        assert cfg["train"]["seed"] == 0 and cfg["model"]["pretrained"] == "offline"
+
+
+def test_reproduce_is_resumable(bench: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grid"
+    kwargs = dict(out=out, detectors=["retinanet_mbv2"], strategies=["iou", "mg"], seeds=[0], data=bench,
+                  quick=True, progress=False)  # fmt: skip
+    log: list[str] = []
+    grid, files = run_reproduce(**kwargs, log=log.append)
+    assert not grid.interrupted and len(grid.records) == 2
+    assert any("run 1/2" in s for s in log) and any("run 2/2" in s for s in log)
+    for key in ("json", "md", "png"):
+        assert files[key].is_file()
+    md = files["md"].read_text()
+    assert "±" in md and "Mutual Guidance" in md and "MG − IoU" in md
+    data = json.loads(files["json"].read_text())
+    assert len(data["runs"]) == 2 and {s["strategy"] for s in data["summary"]} == {"iou", "mutual_guidance"}
+
+    iou_dir, mg_dir = out / "runs" / "retinanet_mbv2_iou_s0", out / "runs" / "retinanet_mbv2_mg_s0"
+    kept = (iou_dir / "metrics.json").read_text()
+    (mg_dir / "metrics.json").unlink()  # MG looks interrupted after its last checkpoint
+    log.clear()
+    grid, files = run_reproduce(**kwargs, log=log.append)
+    assert any("retinanet_mbv2_iou_s0 finished earlier" in s and "skipped" in s for s in log)
+    assert any("retinanet_mbv2_mg_s0 (resuming from last.pth)" in s for s in log)
+    assert (iou_dir / "metrics.json").read_text() == kept
+    assert (mg_dir / "metrics.json").is_file() and len(grid.records) == 2
+    assert json.loads((mg_dir / "metrics.json").read_text())["resumed"] is True
+
+
+def _record(strategy: str, seed: int, ap: float, ap75: float) -> RunRecord:
+    metrics = {"AP": ap, "AP50": ap + 0.2, "AP75": ap75, "APs": 0.1, "APm": 0.2, "APl": 0.3, "misalign": 0.05}
+    return RunRecord(f"r_{strategy}_{seed}", "retinanet_mbv2", strategy, seed, metrics, 100.0, 110.0, 6, 192, "")
+
+
+def test_summary_mean_std_and_paired_deltas() -> None:
+    recs = [_record("iou", 0, 0.40, 0.40), _record("iou", 1, 0.42, 0.44),
+            _record("mutual_guidance", 0, 0.43, 0.45), _record("mutual_guidance", 1, 0.44, 0.47)]  # fmt: skip
+    (iou, mg) = summarize(recs)
+    assert iou["n"] == 2 and math.isclose(iou["mean"]["AP"], 0.41) and math.isclose(iou["std"]["AP"], 0.02**0.5 / 10)
+    (d,) = deltas(recs)
+    assert (
+        d["strategy"] == "mutual_guidance"
+        and math.isclose(d["mean"]["AP"], 2.5)
+        and math.isclose(d["mean"]["AP75"], 4.0)
+    )
+    assert math.isclose(d["paired_std"]["AP"], 0.5**0.5)  # per-seed differences 3.0 and 2.0 points
+
+
+@pytest.mark.parametrize("detector", BENCHMARK_DETECTORS)
+def test_benchmark_configs_are_the_recipe(detector: str) -> None:
+    """configs/benchmark/*.yaml hold the built-in recipe; the strategies of a detector differ only in strategy."""
+    base = None
+    for strategy, abbr in STRATEGY_ABBR.items():
+        path = REPO / "configs" / "benchmark" / f"{detector}_{abbr}.yaml"
+        data = yaml.safe_load(path.read_text())
+        expected = benchmark_recipe(detector, strategy, 0, data["data"]["root"], data["output_dir"])
+        assert data == expected
+        cfg = load_config(path)
+        assert cfg.train.strategy == strategy
+        data["train"].pop("strategy")
+        data.pop("output_dir")
+        base = base or data
+        assert data == base
+
+
+def test_grid_config_and_strategy_names(tmp_path: Path) -> None:
+    cfg = grid_config("fssd_mbv2", "c2l", 3, tmp_path / "x", "/data/b", epochs=2, overrides=["train.lr=0.01"])
+    assert (cfg.model.name, cfg.train.strategy, cfg.train.seed, cfg.train.epochs, cfg.train.lr) == (
+        "fssd", "classify_to_localize", 3, 2, 0.01)  # fmt: skip
+    assert cfg.data.root == "/data/b" and cfg.output_dir == str(tmp_path / "x")
+    assert parse_strategy("mg") == parse_strategy("mutual_guidance") == "mutual_guidance"
+    with pytest.raises(ConfigError):
+        parse_strategy("atss")
+    with pytest.raises(ConfigError, match="config-dir"):
+        grid_config("retinanet_r18", "iou", 0, tmp_path)
+    (tmp_path / "retinanet_r18_iou.yaml").write_text("model: {name: retinanet, backbone: resnet18}\n")
+    cfg = grid_config("retinanet_r18", "iou", 1, tmp_path / "o", config_dir=tmp_path)
+    assert cfg.model.backbone == "resnet18" and cfg.train.seed == 1
+
+
+def test_cli_help_lists_options(capsys: pytest.CaptureFixture) -> None:
+    for verb, opts in (("demo", ("--out", "--data", "--epochs", "--size", "--seed", "--quick")),
+                       ("reproduce", ("--detectors", "--strategies", "--seeds", "--epochs", "--out", "--quick",
+                                      "--full", "--config-dir", "--data"))):  # fmt: skip
+        with pytest.raises(SystemExit):
+            main([verb, "--help"])
+        text = capsys.readouterr().out
+        for o in opts:
+            assert o in text, (verb, o)

@@ -1,0 +1,61 @@
+"""Training options: lr schedule, weight-decay groups, frozen stages, EMA, channels_last, grad clipping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from mgdet.engine.builders import freeze_backbone_stages
+from mgdet.engine.checkpoint import load_checkpoint, load_detector
+from mgdet.engine.config import TrainConfig, from_dict
+from mgdet.engine.train import lr_at, param_groups, train
+from mgdet.models import build_detector
+
+
+def test_lr_schedule_hand_values():
+    cfg = TrainConfig(lr=0.01, warmup_iters=500, min_lr=1e-6)
+    assert lr_at(0, 10_000, 100, cfg) == pytest.approx(1e-5)  # 0.001 * lr
+    assert lr_at(250, 10_000, 100, cfg) == pytest.approx(0.01 * (0.001 + 0.999 * 0.5))
+    assert lr_at(500, 10_000, 100, cfg) == pytest.approx(0.01)  # warm-up done, cosine starts at lr
+    mid = 500 + (10_000 - 500) // 2
+    assert lr_at(mid, 10_000, 100, cfg) == pytest.approx(1e-6 + 0.5 * (0.01 - 1e-6), rel=1e-3)
+    assert lr_at(10_000, 10_000, 100, cfg) == pytest.approx(1e-6)
+    step = TrainConfig(lr=0.1, warmup_iters=0, schedule="step", step_epochs=[2, 4])
+    assert [lr_at(e * 10, 100, 10, step) for e in (0, 1, 2, 3, 4)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
+    assert math.isfinite(lr_at(0, 1, 1, TrainConfig()))
+
+
+def test_no_weight_decay_on_bn_and_bias():
+    det = build_detector("fssd", "mobilenet_v2", 3, 64, neck_width=16, head_width=16)
+    decay, no_decay = param_groups(det, 5e-4)
+    assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
+    names = {id(p): n for n, p in det.named_parameters()}
+    assert any(names[id(p)].endswith("bias") for p in no_decay["params"])
+
+
+def test_frozen_stages():
+    det = build_detector("retinanet", "resnet18", 3, 64, neck_width=16, head_width=16)
+    frozen = freeze_backbone_stages(det, "resnet18", 2)
+    assert "conv1" in frozen and "layer1" in frozen and "layer2" not in frozen
+    assert not det.backbone.conv1.weight.requires_grad and det.backbone.layer2[0].conv1.weight.requires_grad
+
+
+def test_ema_channels_last_grad_clip(tiny_dataset, tmp_path):
+    cfg = from_dict(tiny_config(tiny_dataset, tmp_path / "r", epochs=1, max_iters=3, eval_interval=0, ema=True,
+                                channels_last=True, grad_clip=1.0, ema_decay=0.5))  # fmt: skip
+    cfg.model.frozen_stages = 2
+    train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+    state = load_checkpoint(tmp_path / "r" / "last.pth")
+    assert state["ema"] is not None and state["ema_updates"] == 3
+    diff = [k for k in state["model"] if state["model"][k].is_floating_point()
+            and not torch.equal(state["model"][k], state["ema"][k])]  # fmt: skip
+    assert diff  # EMA weights differ from the raw weights
+    det, _ = load_detector(tmp_path / "r" / "last.pth")
+    k = diff[0]
+    assert torch.equal(det.state_dict()[k], state["ema"][k])  # EMA weights are used for inference
+    raw, _ = load_detector(tmp_path / "r" / "last.pth", use_ema=False)
+    assert torch.equal(raw.state_dict()[k], state["model"][k])
