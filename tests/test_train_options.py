@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import tiny_config
+
 from mgdet.engine.builders import freeze_backbone_stages
 from mgdet.engine.checkpoint import load_checkpoint, load_detector
 from mgdet.engine.config import TrainConfig, from_dict
