@@ -41,10 +41,11 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     A pair whose union is empty (two degenerate boxes) has IoU 0, never NaN. Written with in-place ops on
     the ``[..., N, M]`` result so that large matrices (assignment: B x G x A) stay memory-light.
     """
-    a = boxes1[..., :, None, :]  # [..., N, 1, 4]
-    b = boxes2[..., None, :, :]  # [..., 1, M, 4]
-    iw = torch.minimum(a[..., 2], b[..., 2]).sub_(torch.maximum(a[..., 0], b[..., 0])).clamp_(min=0)
-    ih = torch.minimum(a[..., 3], b[..., 3]).sub_(torch.maximum(a[..., 1], b[..., 1])).clamp_(min=0)
+    # contiguous coordinate planes make the broadcast kernels below several times faster
+    ax1, ay1, ax2, ay2 = (boxes1[..., i].contiguous()[..., :, None] for i in range(4))  # [..., N, 1]
+    bx1, by1, bx2, by2 = (boxes2[..., i].contiguous()[..., None, :] for i in range(4))  # [..., 1, M]
+    iw = torch.minimum(ax2, bx2).sub_(torch.maximum(ax1, bx1)).clamp_(min=0)
+    ih = torch.minimum(ay2, by2).sub_(torch.maximum(ay1, by1)).clamp_(min=0)
     inter = iw.mul_(ih)  # [..., N, M]
     union = (box_area(boxes1)[..., :, None] + box_area(boxes2)[..., None, :]).sub_(inter)
     return inter.div_(union.clamp_(min=torch.finfo(union.dtype).tiny))
