@@ -65,17 +65,21 @@ def preprocess(images: Sequence[np.ndarray], size: tuple[int, int]) -> tuple[np.
 
 
 # ----------------------------------------------------------------------------------------------- NMS
-def box_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU ``[..., N, 4] x [..., M, 4] -> [..., N, M]`` float32, the same float32 arithmetic as
-    :func:`mgdet.boxes.box_iou` (so NMS decisions match torch bit for bit)."""
-    a = a.astype(np.float32, copy=False)[..., :, None, :]  # [..., N, 1, 4]
-    b = b.astype(np.float32, copy=False)[..., None, :, :]  # [..., 1, M, 4]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih  # [..., N, M]
-    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)  # [..., N, 1]
-    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # [..., 1, M]
-    union = (area_a + area_b) - inter
+def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of aligned pairs given as coordinate rows ``[4, P] x [4, P] -> [P]`` float32, with the float32
+    arithmetic of :func:`mgdet.boxes.box_iou` (same operations, same order), so NMS decisions match
+    torch bit for bit."""
+    iw = np.minimum(a[2], b[2])
+    iw -= np.maximum(a[0], b[0])
+    np.maximum(iw, 0, out=iw)
+    ih = np.minimum(a[3], b[3])
+    ih -= np.maximum(a[1], b[1])
+    np.maximum(ih, 0, out=ih)
+    inter = iw * ih
+    area_a = np.maximum(a[2] - a[0], 0) * np.maximum(a[3] - a[1], 0)
+    area_b = np.maximum(b[2] - b[0], 0) * np.maximum(b[3] - b[1], 0)
+    union = area_a + area_b
+    union -= inter
     return inter / np.maximum(union, np.finfo(np.float32).tiny)
 
 
@@ -83,17 +87,24 @@ def nms_sorted_batched(boxes: np.ndarray, labels: np.ndarray, valid: np.ndarray,
     """Greedy class-aware NMS on score-sorted candidates, batched: boxes ``[B, N, 4]``, labels ``[B, N]``,
     valid ``[B, N]`` bool (invalid entries take no part) -> keep ``[B, N]`` bool.
 
-    ``S[b, j, i]``: j < i, same label, IoU > t. The keep mask is the fixed point of
-    ``keep[i] = valid[i] and not any_j (keep[j] and S[j, i])``, reached from "keep all valid" in at most
-    N + 1 rounds (the algorithm of :mod:`mgdet.nms`); each round is one ``[B, N, N]`` reduction.
+    ``S[b, j, i]``: j < i, same label, both valid, IoU > t. IoU is computed only for the same-label pairs
+    (about 1/C of the matrix). The keep mask is the fixed point of ``keep[i] = valid[i] and not any_j
+    (keep[j] and S[j, i])``, reached from "keep all valid" in at most N + 1 rounds (the algorithm of
+    :mod:`mgdet.nms`); each round is one ``[B, N, N]`` boolean reduction.
     """
-    n = boxes.shape[1]
+    bsz, n = labels.shape
     if n == 0:
         return valid.copy()
-    over = box_iou_np(boxes, boxes) > np.float32(iou_threshold)  # [B, N, N]
-    over &= labels[:, :, None] == labels[:, None, :]
-    over &= valid[:, :, None] & valid[:, None, :]
-    over = np.triu(over, k=1)  # only higher-scored (earlier) boxes suppress
+    pairs = labels[:, :, None] == labels[:, None, :]  # [B, N, N]
+    pairs &= valid[:, :, None] & valid[:, None, :]
+    pairs &= np.triu(np.ones((n, n), bool), k=1)  # only higher-scored (earlier) boxes suppress
+    flat = np.flatnonzero(pairs)  # candidate pairs [P] as flat indices b*N*N + j*N + i
+    cols = np.ascontiguousarray(boxes.reshape(bsz * n, 4).T, np.float32)  # [4, B*N]
+    img, rest = np.divmod(flat, n * n)
+    src, dst = np.divmod(rest, n)
+    hit = paired_iou(cols.take(img * n + src, axis=1), cols.take(img * n + dst, axis=1)) > np.float32(iou_threshold)
+    over = np.zeros(pairs.shape, bool)
+    over.reshape(-1)[flat[hit]] = True
     keep = valid.copy()
     for _ in range(n + 1):
         new = valid & ~(over & keep[:, :, None]).any(axis=1)

@@ -30,6 +30,7 @@ needs no ``onnxscript``; the dynamo exporter is the default in recent torch rele
 from __future__ import annotations
 
 import copy
+import io
 import json
 import warnings
 from dataclasses import asdict
@@ -104,14 +105,15 @@ def export_onnx(
     with torch.no_grad():
         model(example)  # builds the anchors for this size before tracing
     axes = {n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)} if dynamic_batch else None
+    buffer = io.BytesIO()  # in memory: metadata is added before the single write (models < 2 GB)
     with warnings.catch_warnings(), torch.no_grad():
         # the tracer warns about python ints read from shapes (feature sizes): they are constants by design
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (example,), str(path), dynamo=False, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            model, (example,), buffer, dynamo=False, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
             dynamic_axes=axes, opset_version=opset, do_constant_folding=True,
         )  # fmt: skip
-    proto = onnx.load(str(path))
+    proto = onnx.load_model_from_string(buffer.getvalue())
     meta = {
         "mgdet.class_names": json.dumps(list(class_names) if class_names else []),
         "mgdet.postprocess": json.dumps(asdict(params or PostProcessParams())),
