@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from mgdet.assign import STRATEGIES
+from mgdet.losses import LossConfig
 
 
 class ConfigError(ValueError):
@@ -91,18 +92,6 @@ class TrainConfig:
 
 
 @dataclass
-class LossSection:
-    """Loss hyper-parameters (see :class:`mgdet.losses.LossConfig`)."""
-
-    focal_alpha: float = 0.25
-    focal_gamma: float = 1.0
-    bl1_alpha: float = 0.5
-    bl1_gamma: float = 1.5
-    bl1_beta: float = 0.11
-    reg_weight: float = 1.0
-
-
-@dataclass
 class EvalConfig:
     """Inference settings used by evaluation and detection (the paper's values)."""
 
@@ -120,7 +109,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    loss: LossSection = field(default_factory=LossSection)
+    loss: LossConfig = field(default_factory=LossConfig)  # see mgdet.losses.LossConfig
     eval: EvalConfig = field(default_factory=EvalConfig)
     output_dir: str = "runs/exp"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
