@@ -19,11 +19,14 @@ OUT/runs are reused, so an interrupted demo continues where it stopped."""
 REPRODUCE_HELP = f"""The paper's Table 1 ablation: strategies x detectors x seeds, one training run each, resumable
 (a run with OUT/runs/<run>/metrics.json is skipped, one with only last.pth resumes from it; Ctrl-C stops
 after a checkpoint and the same command continues). Writes OUT/results.json, OUT/results.md (mean ± std
-over seeds in the paper's layout, MG - IoU deltas) and OUT/results.png (bar chart).
+over seeds in the paper's layout, MG - IoU deltas, assignment statistics per epoch) and OUT/results.png
+(bar chart). Rerunning a finished grid only rewrites the results (e.g. into --results-dir docs/results
+--results-name benchmark).
 
 Default: {", ".join(BENCHMARK_DETECTORS)} on the CPU benchmark with the built-in recipe (= configs/benchmark/).
---full: every paper model ({", ".join(PAPER_DETECTORS)}) with the paper's configs, read from
---config-dir (default configs/voc) as <detector>_<strategy>.yaml, strategy in {", ".join(STRATEGY_ABBR.values())};
+--full: every paper model with the paper's configs, read from --config-dir (default configs/voc) as
+<detector>_<strategy>.yaml with strategy in {", ".join(STRATEGY_ABBR.values())}; detectors:
+{", ".join(PAPER_DETECTORS)};
 meant for GPUs with VOC/COCO (--data sets data.root)."""
 
 
@@ -61,11 +64,14 @@ def _reproduce(args: argparse.Namespace) -> int:
     )
     config_dir = args.config_dir or ("configs/voc" if args.full else None)
     t0 = time.perf_counter()
+    command = args.command
+    if command is None and sys.argv[1:2] == ["reproduce"]:
+        command = "mgdet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     grid, files = run_reproduce(
         out=args.out, detectors=detectors, strategies=_names(args.strategies), seeds=_ints(args.seeds),
         data=args.data, config_dir=config_dir, epochs=args.epochs, quick=args.quick, overrides=args.set,
-        progress=not args.no_progress, command="mgdet " + " ".join(shlex.quote(a) for a in sys.argv[2:]).strip()
-        if args.command is None else args.command,
+        progress=not args.no_progress, command=command or "", results_dir=args.results_dir,
+        results_name=args.results_name,
     )  # fmt: skip
     headers, rows = summary_rows(grid)
     print(format_table(rows, headers))
@@ -85,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="mgdet_runs/demo", help="output folder: runs/ and report/ (mgdet_runs/demo)")
     p.add_argument("--data", help=f"benchmark folder, generated if missing ({DEFAULT_DATA}; "
                    "--quick: OUT/benchmark_quick)")  # fmt: skip
-    p.add_argument("--epochs", type=int, help="training epochs (recipe: 6 x 512 images)")
+    p.add_argument("--epochs", type=int, help="training epochs (recipe: 8 x 768 images)")
     p.add_argument("--size", type=int, help="input size in pixels, a multiple of 32 (recipe: 160)")
     p.add_argument("--seed", type=int, default=0, help="training seed, the same for both runs (0)")
     p.add_argument("--quick", action="store_true", help="a few iterations on a tiny benchmark (smoke test)")
@@ -110,6 +116,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a few iterations per run on a tiny benchmark (tests)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra config override for every run (repeatable)")  # fmt: skip
+    p.add_argument("--results-dir", help="folder for the results files (default OUT)")
+    p.add_argument("--results-name", default="results", help="base name of the results files (results)")
     p.add_argument("--command", help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_reproduce)

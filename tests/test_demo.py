@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 from pathlib import Path
@@ -34,15 +36,23 @@ def test_quick_benchmark_is_generated_once(bench: Path) -> None:
     assert "already there" in lines[0]
 
 
-def test_demo_cli_quick_writes_report_and_table(bench: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "demo"
-    rc = main(["demo", "--quick", "--out", str(out), "--data", str(bench), "--no-progress"])
+@pytest.fixture(scope="module")
+def demo_out(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``mgdet demo --quick`` run once through the CLI: (output folder, printed text)."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["demo", "--quick", "--out", str(out), "--data", str(bench), "--no-progress"])
     assert rc == 0
-    printed = capsys.readouterr().out
+    return out, buf.getvalue()
+
+
+def test_demo_cli_quick_writes_report_and_table(demo_out: tuple[Path, str]) -> None:
+    out, printed = demo_out
     for word in ("IoU_anchor-based", "Mutual Guidance", "AP75", "APs", "misalign", "train time", "report.md"):
         assert word in printed
     report = out / "report"
-    for name in ("report.md", "table.png", "curves.png", "curves_iou.png", "curves_mg.png", "detections_1.png"):
+    for name in ("report.md", "table.png", "curves.png", "detections_1.png", "detections_2.png"):
         assert (report / name).is_file() and (report / name).stat().st_size > 0, name
     md = (report / "report.md").read_text()
     assert "![curves](curves.png)" in md and "| Mutual Guidance" in md
@@ -53,14 +63,22 @@ def test_demo_cli_quick_writes_report_and_table(bench: Path, tmp_path: Path, cap
         assert cfg["train"]["seed"] == 0 and cfg["model"]["pretrained"] == "offline"
 
 
-def test_reproduce_is_resumable(bench: Path, tmp_path: Path) -> None:
-    out = tmp_path / "grid"
+def test_reproduce_is_resumable(bench: Path, demo_out: tuple[Path, str]) -> None:
+    """The demo's two runs are cells of the reproduce grid: finished ones are skipped, an unfinished one
+    (checkpoint but no metrics.json) resumes; results.json/md/png are written with mean ± std."""
+    out = demo_out[0]
     kwargs = dict(out=out, detectors=["retinanet_mbv2"], strategies=["iou", "mg"], seeds=[0], data=bench,
                   quick=True, progress=False)  # fmt: skip
+    iou_dir, mg_dir = out / "runs" / "retinanet_mbv2_iou_s0", out / "runs" / "retinanet_mbv2_mg_s0"
+    kept = (iou_dir / "metrics.json").read_text()
+    (mg_dir / "metrics.json").unlink()  # MG looks interrupted after its last checkpoint
     log: list[str] = []
     grid, files = run_reproduce(**kwargs, log=log.append)
     assert not grid.interrupted and len(grid.records) == 2
-    assert any("run 1/2" in s for s in log) and any("run 2/2" in s for s in log)
+    assert any("run 1/2: retinanet_mbv2_iou_s0 finished earlier" in s and "skipped" in s for s in log)
+    assert any("run 2/2: retinanet_mbv2_mg_s0 (resuming from last.pth)" in s for s in log)
+    assert (iou_dir / "metrics.json").read_text() == kept
+    assert json.loads((mg_dir / "metrics.json").read_text())["resumed"] is True
     for key in ("json", "md", "png"):
         assert files[key].is_file()
     md = files["md"].read_text()
@@ -68,16 +86,10 @@ def test_reproduce_is_resumable(bench: Path, tmp_path: Path) -> None:
     data = json.loads(files["json"].read_text())
     assert len(data["runs"]) == 2 and {s["strategy"] for s in data["summary"]} == {"iou", "mutual_guidance"}
 
-    iou_dir, mg_dir = out / "runs" / "retinanet_mbv2_iou_s0", out / "runs" / "retinanet_mbv2_mg_s0"
-    kept = (iou_dir / "metrics.json").read_text()
-    (mg_dir / "metrics.json").unlink()  # MG looks interrupted after its last checkpoint
     log.clear()
-    grid, files = run_reproduce(**kwargs, log=log.append)
-    assert any("retinanet_mbv2_iou_s0 finished earlier" in s and "skipped" in s for s in log)
-    assert any("retinanet_mbv2_mg_s0 (resuming from last.pth)" in s for s in log)
-    assert (iou_dir / "metrics.json").read_text() == kept
-    assert (mg_dir / "metrics.json").is_file() and len(grid.records) == 2
-    assert json.loads((mg_dir / "metrics.json").read_text())["resumed"] is True
+    grid, _ = run_reproduce(**kwargs, log=log.append)  # everything finished now: nothing is trained
+    assert len(grid.records) == 2 and all(r.skipped for r in grid.records)
+    assert sum("skipped" in s for s in log) == 2
 
 
 def _record(strategy: str, seed: int, ap: float, ap75: float) -> RunRecord:

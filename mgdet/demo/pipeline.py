@@ -77,6 +77,20 @@ def ensure_benchmark(
     return root
 
 
+def weights_overrides(log: Callable[[str], None] = print) -> list[str]:
+    """``[]`` when the bundled MobileNetV2 weights (``pretrained: offline``) are installed; otherwise the
+    override that downloads the same torchvision file (``model.pretrained=imagenet``, hash-checked)."""
+    from mgdet.models.pretrained import OFFLINE_PACKAGE, offline_weights_path
+
+    try:
+        offline_weights_path()
+        return []
+    except FileNotFoundError:
+        log(f"weights: {OFFLINE_PACKAGE} is not installed; using torchvision's ImageNet MobileNetV2 file instead "
+            "(the same weights, downloaded once by torch.hub)")  # fmt: skip
+        return ["model.pretrained=imagenet"]
+
+
 def _specs(
     detectors: Sequence[str],
     strategies: Sequence[str],
@@ -87,10 +101,11 @@ def _specs(
     epochs: int | None,
     overrides: Sequence[str],
 ) -> list[RunSpec]:
+    """Grid order: detector, then seed, then strategy, so that a partial grid holds complete seed pairs."""
     specs = []
     for detector in detectors:
-        for strategy in strategies:
-            for seed in seeds:
+        for seed in seeds:
+            for strategy in strategies:
                 strategy = parse_strategy(strategy)
                 run_id = f"{detector}_{STRATEGY_ABBR[strategy]}_s{seed}"
                 cfg = grid_config(detector, strategy, seed, out / "runs" / run_id, data, config_dir, epochs,
@@ -125,7 +140,7 @@ def run_demo(
     if data is None:
         data = out / "benchmark_quick" if quick else Path(DEFAULT_DATA)
     root = ensure_benchmark(data, quick=quick, progress=progress, log=log)
-    extra = list(quick_overrides() if quick else []) + list(overrides)
+    extra = weights_overrides(log) + list(quick_overrides() if quick else []) + list(overrides)
     if size is not None:
         extra.append(f"data.input_size={int(size)}")
     specs = _specs([detector], ["iou", "mutual_guidance"], [seed], out, root, None, epochs, extra)
@@ -149,7 +164,9 @@ def run_demo(
         report_dir = out / "report"
         val = build_dataset(cfg.data, train=False)
         info["total wall time"] = f"{(time.perf_counter() - t0) / 60:.1f} min (before the report)"
-        files = write_demo_report(grid.records, report_dir, val, num_images=2 if quick else 4, info=info)
+        files = write_demo_report(
+            grid.records, report_dir, val, num_images=2 if quick else 4, info=info, per_run_curves=not quick
+        )
     return DemoResult(grid, table, report_dir, files, time.perf_counter() - t0)
 
 
@@ -165,13 +182,16 @@ def run_reproduce(
     overrides: Sequence[str] = (),
     progress: bool = True,
     command: str = "",
+    results_dir: str | Path | None = None,
+    results_name: str = "results",
     log: Callable[[str], None] = print,
 ) -> tuple[GridResult, dict[str, Path]]:
     """The Table 1 ablation: detectors x strategies x seeds, resumable; writes results.json/.md/.png in ``out``.
 
     Without ``config_dir`` the built-in CPU recipe is used and the benchmark is generated when ``data``
     is missing; with it, ``config_dir/<detector>_<abbr>.yaml`` are used as they are (``data`` overrides
-    their ``data.root`` when given).
+    their ``data.root`` when given). The results go to ``results_dir`` (default ``out``) as
+    ``<results_name>.json/.md/.png``.
     """
     from mgdet.demo.report import write_grid_results
 
@@ -183,7 +203,8 @@ def run_reproduce(
         root = ensure_benchmark(root, quick=quick, progress=progress, log=log)
     else:
         root = Path(data) if data is not None else None
-    extra = list(quick_overrides() if quick else []) + list(overrides)
+    extra = (weights_overrides(log) if config_dir is None else []) + list(quick_overrides() if quick else [])
+    extra += list(overrides)
     specs = _specs(detectors, strategies, seeds, out, root, Path(config_dir) if config_dir else None, epochs, extra)
     log(f"reproduce: {len(specs)} runs ({len(detectors)} detectors x {len(strategies)} strategies x "
         f"{len(seeds)} seeds) in {out / 'runs'}")  # fmt: skip
@@ -205,7 +226,7 @@ def run_reproduce(
                           f"{cfg.train.images_per_epoch or 'all'} images, batch {cfg.train.batch_size}, "
                           f"{cfg.train.optimizer} lr {cfg.train.lr}" + (" (--quick)" if quick else ""))  # fmt: skip
     info = {k: v for k, v in info.items() if v}
-    files = write_grid_results(grid.records, out, info)
+    files = write_grid_results(grid.records, Path(results_dir) if results_dir else out, info, stem=results_name)
     return grid, files
 
 

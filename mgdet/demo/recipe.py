@@ -67,9 +67,11 @@ def benchmark_recipe(
     """The CPU benchmark recipe as a config dict (see :class:`mgdet.engine.config.RunConfig`).
 
     MobileNetV2 (ImageNet, ``pretrained: offline``) with its first three stages (stride <= 8) frozen,
-    32-channel neck and head, 160 px input, batch 16, SGD lr 0.02 with a 20-step warm-up and cosine
-    decay, 6 epochs of 512 images each (a different random subset every epoch), evaluation every
-    2 epochs for the curves. About 190 steps: a few minutes per run on two free CPU cores.
+    32-channel neck and head, 160 px input, batch 16, AdamW lr 5e-3 with a 30-step warm-up and cosine
+    decay, 8 epochs of 768 images each (a different random subset every epoch: 384 steps, 6144 images,
+    about 3 passes over the 2000 training images), evaluation after epoch 4 and at the end. Measured on
+    this project's 2-core machine: about 0.7 s per step when the cores are free (about 5 min per run with
+    its two evaluations), 2-5 s per step when other jobs share them.
     """
     name, _, backbone = detector.partition("_")
     if backbone != "mbv2" or name not in ("retinanet", "fssd"):
@@ -80,9 +82,9 @@ def benchmark_recipe(
                   "head_depth": 1, "frozen_stages": 3},
         "data": {"format": "voc", "root": data_root, "train_split": "train", "val_split": "val",
                  "input_size": 160, "num_workers": 1},
-        "train": {"strategy": parse_strategy(strategy), "epochs": 6, "images_per_epoch": 512, "batch_size": 16,
-                  "optimizer": "sgd", "lr": 0.02, "momentum": 0.9, "weight_decay": 5.0e-4, "warmup_iters": 20,
-                  "schedule": "cosine", "min_lr": 1.0e-5, "grad_clip": 10.0, "eval_interval": 2, "seed": seed},
+        "train": {"strategy": parse_strategy(strategy), "epochs": 8, "images_per_epoch": 768, "batch_size": 16,
+                  "optimizer": "adamw", "lr": 5.0e-3, "weight_decay": 5.0e-4, "warmup_iters": 30,
+                  "schedule": "cosine", "min_lr": 1.0e-5, "grad_clip": 10.0, "eval_interval": 4, "seed": seed},
         "eval": {"batch_size": 32},
         "output_dir": output_dir,
         "device": "auto",

@@ -23,6 +23,8 @@ DEMO_COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("AP", "AP", 100.0), ("AP50", "AP50", 100.0), ("AP75", "AP75", 100.0), ("APs", "APs", 100.0),
     ("APm", "APm", 100.0), ("APl", "APl", 100.0), ("misalign %", "misalign", 100.0),
 )  # fmt: skip
+#: Short labels of the strategies in difference rows.
+SHORT = {"iou": "IoU", "localize_to_classify": "L2C", "classify_to_localize": "C2L", "mutual_guidance": "MG"}
 #: Colours per strategy (Okabe-Ito), fixed so every figure agrees.
 STRATEGY_COLOURS = {"iou": "#999999", "localize_to_classify": "#56B4E9", "classify_to_localize": "#E69F00",
                     "mutual_guidance": "#009E73"}  # fmt: skip
@@ -58,7 +60,8 @@ def demo_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[list[Any]]]
         rows.append(cells)
     if len(records) == 2:
         a, b = records
-        diff = ["difference (2nd - 1st)"] + [(b.metrics.get(k, math.nan) - a.metrics.get(k, math.nan)) * s
+        label = f"{SHORT.get(b.strategy, b.strategy)} − {SHORT.get(a.strategy, a.strategy)}"
+        diff = [label] + [(b.metrics.get(k, math.nan) - a.metrics.get(k, math.nan)) * s
                                              for _, k, s in DEMO_COLUMNS] + ["-"]  # fmt: skip
         rows.append(diff)
     return headers, rows
@@ -66,7 +69,9 @@ def demo_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[list[Any]]]
 
 def plot_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> Figure:
     """A table rendered as a figure (for the report's PNG)."""
-    cells = [[f"{v:.1f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+    cells = [
+        [(f"{v:.1f}" if math.isfinite(v) else "-") if isinstance(v, float) else str(v) for v in row] for row in rows
+    ]
     fig = Figure(figsize=(1.2 + 1.05 * len(headers), 0.6 + 0.42 * (len(rows) + 1)))
     ax = fig.add_subplot()
     ax.set_axis_off()
@@ -89,7 +94,8 @@ def plot_curves_compare(histories: Mapping[str, Mapping[str, np.ndarray]], title
     panels = (("training loss", ("loss",)), ("validation AP (%)", ("AP",)), ("validation AP75 (%)", ("AP75",)),
               ("cls / reg positives per GT", ("pos_cls_per_gt", "pos_reg_per_gt")),
               ("cls / reg label disagreement", ("disagree",)), ("learning rate", ("lr",)))  # fmt: skip
-    fig = Figure(figsize=(13.0, 6.5), layout="constrained")
+    fig = Figure(figsize=(13.0, 6.5))
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.08, top=0.9, wspace=0.25, hspace=0.38)
     axes = fig.subplots(2, 3).reshape(-1)
     palette = ["#999999", "#009E73", "#56B4E9", "#E69F00", "#CC79A7", "#0072B2"]
     for ax, (name, cols) in zip(axes, panels):
@@ -123,8 +129,10 @@ def write_demo_report(
     dataset: Any,
     num_images: int = 4,
     info: Mapping[str, Any] | None = None,
+    per_run_curves: bool = True,
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``table.png``, ``curves.png``, ``curves_<abbr>.png`` and ``detections_<k>.png``.
+    """Write ``report.md``, ``table.png``, ``curves.png``, ``detections_<k>.png`` (and, with
+    ``per_run_curves``, every curve of each run in ``curves_<abbr>.png``).
 
     ``dataset`` is the validation dataset (mgdet record dataset); the val images with the most objects
     among the first 60 are drawn, each through every run's final model.
@@ -146,6 +154,8 @@ def write_demo_report(
             label = STRATEGY_TITLES.get(r.strategy, r.strategy)
             histories[label] = h
             abbr = STRATEGY_ABBR.get(r.strategy, r.strategy)
+            if not per_run_curves:
+                continue
             files[f"curves_{abbr}"] = _save(plot_training_curves(h, f"{r.run_id}: all curves"),
                                             out / f"curves_{abbr}.png")  # fmt: skip
     files["curves"] = _save(plot_curves_compare(histories, "training curves"), out / "curves.png")
@@ -269,7 +279,7 @@ def grid_markdown(
         rows = []
         for d in dl:
             rows.append([DETECTOR_TITLES.get(d["detector"], d["detector"]),
-                         f"{STRATEGY_ABBR[d['strategy']].upper()} − IoU",
+                         f"{SHORT.get(d['strategy'], d['strategy'])} − IoU",
                          *(f"{signed(d['mean'][k])} (± {d['paired_std'][k]:.1f})" for k in ("AP", "AP50", "AP75")),
                          signed(d["mean"]["misalign"]), len(d["paired_seeds"])])  # fmt: skip
         lines += ["## Differences to static IoU matching (AP points)", "",
@@ -293,11 +303,57 @@ def grid_markdown(
                                                    style="markdown", align=["l", "l"] + ["r"] * 6), ""]  # fmt: skip
     if chart:
         lines += [f"![AP, AP50, AP75 per model and strategy]({chart})", ""]
+    stats = assignment_rows(records)
+    if stats:
+        lines += ["## Assignment statistics per epoch (training, mean over seeds)", "",
+                  "Positives per ground-truth box for classification and regression, the fraction of anchors "
+                  "whose classification and regression labels disagree, learning rate and losses "
+                  "(from each run's history.csv).", "",
+                  format_table(stats, ["Model", "strategy", "epoch", "pos cls/GT", "pos reg/GT", "disagree %",
+                                       "lr", "loss cls", "loss reg", "val AP"], style="markdown",
+                               align=["l", "l"] + ["r"] * 8), ""]  # fmt: skip
     runs = [[r.run_id, *(f"{100 * r.metrics.get(k, math.nan):.2f}" for k in ("AP", "AP50", "AP75", "misalign")),
              f"{r.train_time_s:.0f}", r.iters] for r in records]  # fmt: skip
     lines += ["## Individual runs", "", format_table(runs, ["run", "AP", "AP50", "AP75", "misalign %",
                                                             "train s", "steps"], style="markdown"), ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def assignment_rows(records: Sequence[RunRecord]) -> list[list[Any]]:
+    """Per detector, strategy and epoch: history.csv columns averaged over the seeds that have them."""
+    import csv
+
+    acc: dict[tuple[str, str, int], dict[str, list[float]]] = {}
+    cols = ("pos_cls_per_gt", "pos_reg_per_gt", "disagree", "lr", "loss_cls", "loss_reg", "AP")
+    for r in records:
+        path = Path(r.run_dir) / "history.csv"
+        if not path.is_file():
+            continue
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                cell = acc.setdefault((r.detector, r.strategy, int(float(row["epoch"]))), {c: [] for c in cols})
+                for c in cols:
+                    if row.get(c) not in (None, ""):
+                        cell[c].append(float(row[c]))
+    out = []
+    for (detector, strategy, epoch), cell in acc.items():
+        m = {c: (sum(v) / len(v) if v else math.nan) for c, v in cell.items()}
+        out.append([DETECTOR_TITLES.get(detector, detector), STRATEGY_ABBR.get(strategy, strategy), epoch,
+                    f"{m['pos_cls_per_gt']:.2f}", f"{m['pos_reg_per_gt']:.2f}", f"{100 * m['disagree']:.2f}",
+                    f"{m['lr']:.2e}", f"{m['loss_cls']:.3f}", f"{m['loss_reg']:.3f}",
+                    "-" if not math.isfinite(m["AP"]) else f"{100 * m['AP']:.1f}"])  # fmt: skip
+    return out
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN / inf -> None, recursively (strict JSON)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
 
 
 def write_grid_results(
@@ -310,7 +366,7 @@ def write_grid_results(
     payload = {"info": dict(info), "summary": summary, "deltas": deltas(records),
                "runs": [r.to_dict() for r in records]}  # fmt: skip
     files = {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
-    files["json"].write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
+    files["json"].write_text(json.dumps(_json_safe(payload), indent=1, default=str), encoding="utf-8")
     chart = None
     if summary:
         files["png"] = _save(plot_bars(summary), out / f"{stem}.png")
