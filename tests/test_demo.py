@@ -152,3 +152,18 @@ def test_cli_help_lists_options(capsys: pytest.CaptureFixture) -> None:
         text = capsys.readouterr().out
         for o in opts:
             assert o in text, (verb, o)
+
+
+def test_images_per_epoch_draws_a_new_subset_each_epoch() -> None:
+    """train.images_per_epoch (used by the CPU recipe): the first N indices of each epoch's permutation."""
+    from mgdet.data import EpochRandomSampler
+    from mgdet.engine.train import LimitSampler
+
+    sampler = LimitSampler(EpochRandomSampler(list(range(100)), seed=0), 10)
+    sampler.set_epoch(0)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert len(sampler) == len(first) == len(second) == 10 and len(set(first)) == 10 and first != second
+    assert len(LimitSampler(EpochRandomSampler(list(range(5)), seed=0), 10)) == 5
+    assert len(LimitSampler(EpochRandomSampler(list(range(5)), seed=0), 0)) == 5

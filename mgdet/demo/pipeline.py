@@ -218,6 +218,7 @@ def run_reproduce(
                                                                   if grid.interrupted else ""),
         "wall time of this invocation": f"{(time.perf_counter() - t0) / 60:.1f} min",
         "sum of training times": f"{total_train / 60:.1f} min",
+        "sum of run wall times (training + evaluation)": f"{sum(r.wall_time_s for r in grid.records) / 60:.1f} min",
         "machine": machine_description(),
     }  # fmt: skip
     if cfg is not None:

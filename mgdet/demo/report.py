@@ -23,6 +23,8 @@ DEMO_COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("AP", "AP", 100.0), ("AP50", "AP50", 100.0), ("AP75", "AP75", 100.0), ("APs", "APs", 100.0),
     ("APm", "APm", 100.0), ("APl", "APl", 100.0), ("misalign %", "misalign", 100.0),
 )  # fmt: skip
+#: Detections drawn in the report's side-by-side panels have at least this score.
+SHOW_SCORE = 0.2
 #: Short labels of the strategies in difference rows.
 SHORT = {"iou": "IoU", "localize_to_classify": "L2C", "classify_to_localize": "C2L", "mutual_guidance": "MG"}
 #: Colours per strategy (Okabe-Ito), fixed so every figure agrees.
@@ -174,7 +176,7 @@ def write_demo_report(
         abbr = STRATEGY_ABBR.get(r.strategy, r.strategy)
         if f"curves_{abbr}" in files:
             lines += [f"![{abbr} curves](curves_{abbr}.png)", ""]
-    lines += ["## Detections on validation images (score >= 0.3, NMS 0.5)", ""]
+    lines += [f"## Detections on validation images (score >= {SHOW_SCORE}, NMS 0.5)", ""]
     lines += [f"![detections]({p.name})" for k, p in sorted(files.items()) if k.startswith("detections")]
     lines += ["", "Runs: " + ", ".join(f"`{r.run_dir}`" for r in records), ""]
     files["report"] = out / "report.md"
@@ -210,7 +212,7 @@ def _detection_panels(records, dataset, out: Path, num_images: int, load_detecto
     for k, idx in enumerate(sorted(chosen), 1):
         image, target = dataset[idx]
         tensor, boxes, labels = tf(image, np.asarray(target["boxes"], np.float32), np.asarray(target["labels"]))
-        dets = [run_detector(det, tensor) for _, det in models]
+        dets = [run_detector(det, tensor, score_thresh=SHOW_SCORE) for _, det in models]
         fig = plot_detections(tensor, {"boxes": torch.as_tensor(boxes), "labels": torch.as_tensor(labels)}, dets,
                               [t for t, _ in models], names)  # fmt: skip
         files[f"detections_{k}"] = _save(fig, out / f"detections_{k}.png")
