@@ -74,7 +74,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         results_name=args.results_name,
     )  # fmt: skip
     headers, rows = summary_rows(grid)
-    print(format_table(rows, headers))
+    print(format_table(rows, headers, align=["l", "l"] + ["r"] * (len(headers) - 2)))
     print(f"{len(grid.records)} runs finished, {time.perf_counter() - t0:.0f} s; written: "
           + ", ".join(str(p) for p in files.values()))  # fmt: skip
     if grid.interrupted:
