@@ -4,6 +4,8 @@ Every loader returns ``(image uint8 [H,W,3] RGB, target)`` with ``target = dict(
 original pixels, labels int64 [N] 0-based, ignore bool [N], image_id int, size (h, w))``.
 """
 
+import cv2 as _cv2
+
 from .coco import CocoDataset
 from .collate import (
     DetectionBatch,
@@ -21,6 +23,11 @@ from .transforms import IMAGENET_MEAN, EvalTransform, TrainTransform
 from .validate import CheckReport, check_dataset, open_dataset
 from .voc import VOC_CLASSES, VOCDataset, voc_datasets
 from .yolo import YoloDataset
+
+# OpenCV's thread pool does not survive fork(): a DataLoader worker forked after the parent used it (e.g.
+# after generating the benchmark in-process) deadlocks in its first cv2 call. One cv2 thread per process
+# keeps workers fork-safe; data-loading parallelism comes from DataLoader workers instead.
+_cv2.setNumThreads(1)
 
 __all__ = [
     "IMAGENET_MEAN",
