@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -102,7 +101,6 @@ def _detect(args: argparse.Namespace) -> int:
 
     from mgdet.engine.checkpoint import load_detector
     from mgdet.engine.config import EvalConfig
-    from mgdet.engine.draw import draw_detections
     from mgdet.engine.inference import detect_images, iter_images
 
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -120,27 +118,12 @@ def _detect(args: argparse.Namespace) -> int:
     if missing:
         print(f"image not found: {missing[0]}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ecfg = EvalConfig(score_thresh=args.score_thresh, nms_iou=args.nms_iou, max_det=args.max_det)
-    records, counts = [], []
-    for path, image, d in detect_images(det, paths, ecfg, device, batch_size=args.batch_size,
-                                        progress=not args.no_progress):  # fmt: skip
-        keep = d["scores"] >= args.show_thresh
-        drawn = draw_detections(image, d["boxes"][keep], d["scores"][keep], d["labels"][keep], names)
-        import cv2
+    from mgdet.deploy import write_detections
 
-        cv2.imwrite(str(out / f"{path.stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-        records.append({
-            "file": str(path),
-            "detections": [
-                {"bbox_xyxy": [round(float(v), 2) for v in b], "score": round(float(s), 4), "label": int(lb),
-                 "class": names[int(lb)] if names and int(lb) < len(names) else str(int(lb))}
-                for b, s, lb in zip(d["boxes"], d["scores"], d["labels"])
-            ],
-        })  # fmt: skip
-        counts.append((path.name, int(keep.sum()), f"{float(d['scores'].max()) if len(d['scores']) else 0:.3f}"))
-    (out / "detections.json").write_text(json.dumps(records, indent=1))
+    ecfg = EvalConfig(score_thresh=args.score_thresh, nms_iou=args.nms_iou, max_det=args.max_det)
+    stream = detect_images(det, paths, ecfg, device, batch_size=args.batch_size, progress=not args.no_progress)
+    out = Path(args.out)
+    counts = write_detections(stream, out, names, args.show_thresh)
     _print_table(counts[:50], ["image", f"boxes >= {args.show_thresh}", "top score"])
     if len(counts) > 50:
         print(f"... {len(counts) - 50} more")
