@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mgdet.data import DetectionDataset, EvalTransform, collate_detections, read_image
+from mgdet.data import CocoDataset, DetectionDataset, EvalTransform, collate_detections, read_image
 from mgdet.engine.config import EvalConfig
 from mgdet.engine.evaluate import EvalResult, evaluate, misalignment_rate
 
@@ -69,7 +69,9 @@ def evaluate_model(
     """COCO + VOC metrics (and the misalignment rate, in ``metrics["misalign"]``) of ``det`` on ``dataset``."""
     dets, pre = run_dataset(det, dataset, ecfg, device, num_workers, progress, with_pre_nms=True)
     gts = dataset.coco_gt()
-    result = evaluate(gts, dets, list(dataset.class_names))
+    # COCO data: official crowd semantics for iscrowd boxes; VOC/YOLO: "difficult" = neither TP nor FP
+    ignore_mode = "crowd" if isinstance(dataset, CocoDataset) else "difficult"
+    result = evaluate(gts, dets, list(dataset.class_names), ignore_mode=ignore_mode)
     rate, _, _ = misalignment_rate(gts, pre, dets, score_thresh=MISALIGN_SCORE)
     result.metrics["misalign"] = float(rate)
     return result
