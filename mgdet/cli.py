@@ -101,7 +101,7 @@ def _detect(args: argparse.Namespace) -> int:
 
     from mgdet.engine.checkpoint import load_detector
     from mgdet.engine.config import EvalConfig
-    from mgdet.engine.inference import detect_images, iter_images
+    from mgdet.engine.inference import collect_images, detect_images
 
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     det, run_cfg = load_detector(args.checkpoint, map_location=device)
@@ -110,14 +110,7 @@ def _detect(args: argparse.Namespace) -> int:
         from mgdet.engine.checkpoint import load_checkpoint
 
         names = list(load_checkpoint(args.checkpoint).get("class_names", []))
-    paths = list(iter_images(args.images))
-    if not paths:
-        print("no images found in " + " ".join(args.images), file=sys.stderr)
-        return 2
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        print(f"image not found: {missing[0]}", file=sys.stderr)
-        return 2
+    paths = collect_images(args.images)
     from mgdet.deploy import write_detections
 
     ecfg = EvalConfig(score_thresh=args.score_thresh, nms_iou=args.nms_iou, max_det=args.max_det)

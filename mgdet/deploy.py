@@ -351,21 +351,14 @@ def _providers(device: str) -> list[str]:
 def detect_onnx(args: argparse.Namespace) -> int:
     """``mgdet detect FILE.onnx IMAGES... --out DIR --backend onnx``: the ``mgdet detect`` outputs
     (annotated images, detections.json, plus detections_coco.json) computed with onnxruntime."""
-    from mgdet.engine.inference import iter_images
+    from mgdet.engine.inference import collect_images
     from mgdet.engine.table import format_table
 
     backend = OnnxDetector(args.checkpoint, providers=_providers(args.device))
     # the command line wins over the file's stored values (pre_nms_topk stays the stored one)
     backend.params = replace(backend.params, score_thresh=args.score_thresh, nms_iou=args.nms_iou,
                              max_det=args.max_det)  # fmt: skip
-    paths = list(iter_images(args.images))
-    if not paths:
-        print("no images found in " + " ".join(args.images), file=sys.stderr)
-        return 2
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        print(f"image not found: {missing[0]}", file=sys.stderr)
-        return 2
+    paths = collect_images(args.images)
     out = Path(args.out)
     stream = detect_paths(backend, paths, batch_size=args.batch_size, progress=not args.no_progress)
     counts = write_detections(stream, out, backend.class_names, args.show_thresh)

@@ -63,3 +63,13 @@ def test_selfcheck(capsys):
     assert main(["selfcheck", "--size", "128"]) == 0
     out = capsys.readouterr().out
     assert "mutual_guidance" in out and "2040 anchors" in out
+
+
+def test_detect_missing_images_is_a_clear_error(tmp_path, capsys):
+    from mgdet.engine.inference import collect_images
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="image not found: .*nope.jpg"):
+        collect_images([tmp_path / "nope.jpg"])
+    with pytest.raises(FileNotFoundError, match="no images found in"):
+        collect_images([tmp_path / "empty"])

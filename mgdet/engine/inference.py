@@ -89,6 +89,18 @@ def iter_images(paths: Sequence[str | Path]) -> Iterator[Path]:
                 yield q
 
 
+def collect_images(paths: Sequence[str | Path]) -> list[Path]:
+    """:func:`iter_images` as a list; FileNotFoundError (a clear CLI error) when a path is missing or
+    nothing was found."""
+    found = list(iter_images(paths))
+    missing = [p for p in found if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"image not found: {missing[0]}")
+    if not found:
+        raise FileNotFoundError("no images found in " + " ".join(map(str, paths)))
+    return found
+
+
 @torch.no_grad()
 def detect_images(
     det: torch.nn.Module,
