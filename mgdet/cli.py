@@ -57,15 +57,14 @@ def _train(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------- eval
 def _eval(args: argparse.Namespace) -> int:
-    import torch
-
     from mgdet.engine.builders import build_dataset
     from mgdet.engine.checkpoint import load_detector
     from mgdet.engine.config import from_dict
+    from mgdet.engine.distributed import DistInfo, resolve_device
     from mgdet.engine.evaluate import EvalResult
     from mgdet.engine.inference import evaluate_model
 
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device, DistInfo())
     det, run_cfg = load_detector(args.checkpoint, map_location=device, use_ema=not args.no_ema)
     cfg = from_dict(run_cfg, f"{args.checkpoint} (stored config)")
     if args.data:
@@ -97,13 +96,12 @@ def _detect(args: argparse.Namespace) -> int:
         from mgdet.deploy import detect_onnx
 
         return detect_onnx(args)
-    import torch
-
     from mgdet.engine.checkpoint import load_detector
     from mgdet.engine.config import EvalConfig
+    from mgdet.engine.distributed import DistInfo, resolve_device
     from mgdet.engine.inference import collect_images, detect_images
 
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device, DistInfo())
     det, run_cfg = load_detector(args.checkpoint, map_location=device)
     names = list(run_cfg.get("data", {}).get("class_names") or []) or None
     if names is None:

@@ -49,7 +49,9 @@ def resolve_device(device: str, info: DistInfo) -> torch.device:
     if device == "cuda" and info.enabled:
         device = f"cuda:{info.local_rank}"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device=cpu")
+        from mgdet.engine.config import ConfigError
+
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use device=cpu")
     return torch.device(device)
 
 
