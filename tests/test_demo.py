@@ -14,6 +14,7 @@ import yaml
 from mgdet.cli import main
 from mgdet.demo.pipeline import QUICK_BENCHMARK, ensure_benchmark, run_reproduce
 from mgdet.demo.recipe import BENCHMARK_DETECTORS, STRATEGY_ABBR, benchmark_recipe, grid_config, parse_strategy
+from mgdet.demo.report import NOTES_MARKER, write_grid_results
 from mgdet.demo.runner import RunRecord, deltas, summarize
 from mgdet.engine.config import ConfigError, load_config
 
@@ -109,6 +110,19 @@ def test_summary_mean_std_and_paired_deltas() -> None:
         and math.isclose(d["mean"]["AP75"], 4.0)
     )
     assert math.isclose(d["paired_std"]["AP"], 0.5**0.5)  # per-seed differences 3.0 and 2.0 points
+
+
+def test_results_rewrite_keeps_hand_written_notes(tmp_path: Path) -> None:
+    recs = [_record("iou", 0, 0.40, 0.40), _record("mutual_guidance", 0, 0.43, 0.45)]
+    files = write_grid_results(recs, tmp_path, {"command": "`x`"}, stem="bench")
+    first = files["md"].read_text()
+    assert "MG − IoU" in first and NOTES_MARKER not in first
+    notes = NOTES_MARKER + "\n\n## What this shows\n\nWritten by hand.\n"
+    files["md"].write_text(first.replace("# Table 1", "# Old table") + "\n" + notes)
+    write_grid_results([*recs, _record("iou", 1, 0.42, 0.44)], tmp_path, {"command": "`y`"}, stem="bench")
+    text = files["md"].read_text()
+    assert text.endswith(notes) and text.count(NOTES_MARKER) == 1  # notes kept once, at the end
+    assert "# Old table" not in text and "`y`" in text and "r_iou_1" in text  # the generated part is new
 
 
 @pytest.mark.parametrize("detector", BENCHMARK_DETECTORS)

@@ -358,10 +358,25 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
+NOTES_MARKER = "<!-- notes: everything from this line on is kept when mgdet reproduce rewrites this file -->"
+
+
+def kept_notes(md_path: Path) -> str:
+    """The hand-written tail of an existing results file (from ``NOTES_MARKER`` on), or ``""``."""
+    if not md_path.is_file():
+        return ""
+    text = md_path.read_text(encoding="utf-8")
+    i = text.find(NOTES_MARKER)
+    return text[i:] if i >= 0 else ""
+
+
 def write_grid_results(
     records: Sequence[RunRecord], out_dir: str | Path, info: Mapping[str, Any], stem: str = "results"
 ) -> dict[str, Path]:
-    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` (bar chart) into ``out_dir``."""
+    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` (bar chart) into ``out_dir``.
+
+    Hand-written notes in an existing ``<stem>.md`` after ``NOTES_MARKER`` are carried over.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(records)
@@ -373,5 +388,7 @@ def write_grid_results(
     if summary:
         files["png"] = _save(plot_bars(summary), out / f"{stem}.png")
         chart = files["png"].name
-    files["md"].write_text(grid_markdown(records, info, chart=chart), encoding="utf-8")
+    notes = kept_notes(files["md"])
+    text = grid_markdown(records, info, chart=chart)
+    files["md"].write_text(text + ("\n" + notes if notes else ""), encoding="utf-8")
     return files
