@@ -181,3 +181,17 @@ def test_images_per_epoch_draws_a_new_subset_each_epoch() -> None:
     assert len(sampler) == len(first) == len(second) == 10 and len(set(first)) == 10 and first != second
     assert len(LimitSampler(EpochRandomSampler(list(range(5)), seed=0), 10)) == 5
     assert len(LimitSampler(EpochRandomSampler(list(range(5)), seed=0), 0)) == 5
+
+
+def test_assignment_overlap_script_on_a_demo_checkpoint(demo_out: tuple[Path, str]) -> None:
+    """``scripts/assignment_overlap.py`` (used for the analysis in docs/results) runs on a real checkpoint."""
+    import subprocess
+    import sys
+
+    ckpt = demo_out[0] / "runs" / "retinanet_mbv2_mg_s0" / "last.pth"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "assignment_overlap.py"), str(ckpt),
+                           "--images", "3"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "last.pth" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert int(cells[1]) > 0 and 0.0 <= float(cells[2]) <= 100.0 and 0.0 <= float(cells[3]) <= 100.0

@@ -20,6 +20,8 @@ from mgdet.viz.amplification import PAPER_SCORES, PAPER_SIGMAS, plot_amplificati
 from mgdet.viz.assignment import (
     assignment_sets,
     assignment_table,
+    overlap_summary,
+    overlap_sums,
     plot_assignment,
     render_assignment,
     strategy_assignments,
@@ -201,6 +203,26 @@ def tiny_detector() -> torch.nn.Module:
 
     torch.manual_seed(0)
     return build_detector("fssd", "resnet18", num_classes=3, input_size=96, neck_width=32).eval()
+
+
+def test_overlap_of_l2c_and_c2l_with_static_hand_made() -> None:
+    # one GT [0,0,10,10]; anchors with IoU 1, .8, .5 (static positives, Np = 3) and .3 (candidate only)
+    anchors = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 8], [0, 0, 10, 5], [0, 0, 10, 3]], dtype=torch.float)
+    gt, lab = torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([1])
+    pred = anchors.clone()
+    pred[2] = torch.tensor([0.0, 0, 10, 2])  # anchor 2 regresses badly (IoU .2) ...
+    pred[3] = gt[0]  # ... anchor 3 perfectly: L2C positives {0, 1, 3}
+    scores = torch.zeros(4, 2)
+    scores[:, 1] = torch.tensor([0.5, 0.2, 0.0, 1.0])  # C2L: .3^0.5 = .548 > .5^1 -> regression {0, 1, 3}
+    a = strategy_assignments(anchors, gt, lab, pred, scores)
+    s = overlap_summary([overlap_sums(a, gt, lab, pred, scores)] * 2)  # pooling identical images: same rates
+    assert s["static_positives"] == 6
+    assert math.isclose(s["l2c_kept"], 2 / 3) and math.isclose(s["c2l_kept"], 2 / 3)
+    assert math.isclose(s["iou_reg_static"], (1 + 0.8 + 0.2) / 3, rel_tol=1e-6)
+    assert math.isclose(s["iou_reg_l2c"], (1 + 0.8 + 1) / 3, rel_tol=1e-6)
+    assert math.isclose(s["score_static"], 0.7 / 3, rel_tol=1e-6)
+    assert math.isclose(s["score_c2l"], 1.7 / 3, rel_tol=1e-6)
+    assert math.isnan(overlap_summary([])["l2c_kept"])  # no images: no rate
 
 
 def test_render_assignment_with_tiny_detector(tmp_path: Path, tiny_detector: torch.nn.Module) -> None:

@@ -329,3 +329,53 @@ def render_assignment(
     png = save_figure(plot_assignment(image, gt_boxes, anchors, sets, title=title), out_stem.with_suffix(".png"))
     csv_path, md_path = write_table(rows, out_stem.with_suffix(".csv"))
     return {"png": png, "csv": csv_path, "md": md_path, "sets": sets, "rows": rows}
+
+
+@torch.no_grad()
+def overlap_sums(
+    assignments: dict[str, Assignment], gt_boxes: Tensor, gt_labels: Tensor, pred_boxes: Tensor, pred_scores: Tensor
+) -> dict[str, float]:
+    """How much L2C and C2L change static matching on one image (sums, to be pooled over images).
+
+    ``assignments`` as returned by :func:`strategy_assignments` (``[1, A]``); gt_boxes ``[G, 4]``, gt_labels
+    ``[G]``, pred_boxes ``[A, 4]`` decoded, pred_scores ``[A, C]`` sigmoid. Keys: ``static`` (static positives),
+    ``l2c_kept`` / ``c2l_kept`` (of those, still a classification / regression sample under L2C / C2L),
+    ``iou_reg_static`` / ``iou_reg_l2c`` (summed IoU of a positive's regressed box with its GT, with counts
+    ``static`` / ``l2c``) and ``score_static`` / ``score_c2l`` (summed class score of the GT's class, counts
+    ``static`` / ``c2l``).
+    """
+    st = assignments["iou"].cls_gt[0]  # [A] GT index or -1/-2
+    l2c = assignments["localize_to_classify"].cls_gt[0]
+    c2l = assignments["classify_to_localize"].reg_gt[0]
+    gt_boxes, gt_labels = gt_boxes.float(), gt_labels.long()
+
+    def iou_sum(gt: Tensor) -> float:
+        idx = (gt >= 0).nonzero()[:, 0]
+        return float(elementwise_iou(pred_boxes[idx].float(), gt_boxes[gt[idx]]).sum())
+
+    def score_sum(gt: Tensor) -> float:
+        idx = (gt >= 0).nonzero()[:, 0]
+        return float(pred_scores[idx, gt_labels[gt[idx]]].sum())
+
+    pos = st >= 0
+    return {
+        "static": float(pos.sum()), "l2c": float((l2c >= 0).sum()), "c2l": float((c2l >= 0).sum()),
+        "l2c_kept": float((pos & (l2c >= 0)).sum()), "c2l_kept": float((pos & (c2l >= 0)).sum()),
+        "iou_reg_static": iou_sum(st), "iou_reg_l2c": iou_sum(l2c),
+        "score_static": score_sum(st), "score_c2l": score_sum(c2l),
+    }  # fmt: skip
+
+
+def overlap_summary(sums: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Pool :func:`overlap_sums` of several images into rates and means (NaN where a count is 0)."""
+    tot = {k: sum(s[k] for s in sums) for k in (sums[0] if sums else {})}
+
+    def ratio(a: str, b: str) -> float:
+        return tot[a] / tot[b] if tot.get(b) else math.nan
+
+    return {
+        "static_positives": tot.get("static", 0.0),
+        "l2c_kept": ratio("l2c_kept", "static"), "c2l_kept": ratio("c2l_kept", "static"),
+        "iou_reg_static": ratio("iou_reg_static", "static"), "iou_reg_l2c": ratio("iou_reg_l2c", "l2c"),
+        "score_static": ratio("score_static", "static"), "score_c2l": ratio("score_c2l", "c2l"),
+    }  # fmt: skip
