@@ -81,3 +81,16 @@ def generate_anchors(
         centres = torch.stack((cx, cy, cx, cy), dim=-1).reshape(-1, 1, 4)  # [H*W, 1, 4]
         out.append((centres + base[None]).reshape(-1, 4))  # [H*W*K, 4]
     return torch.cat(out).to(device) if device is not None else torch.cat(out)
+
+
+def best_anchor_iou(gt_boxes: Tensor, anchors: Tensor, chunk: int = 1024) -> Tensor:
+    """``[N]`` highest IoU of each box ``gt_boxes [N, 4]`` with any of ``anchors [A, 4]`` (xyxy, same pixels).
+
+    Computed in chunks of ``chunk`` boxes so that ``[chunk, A]`` is the largest matrix ever held.
+    """
+    from mgdet.boxes import box_iou
+
+    if gt_boxes.numel() == 0 or anchors.numel() == 0:
+        return gt_boxes.new_zeros(gt_boxes.shape[0])
+    parts = [box_iou(part, anchors).amax(dim=1) for part in gt_boxes.split(chunk)]  # [n, A] -> [n]
+    return torch.cat(parts)

@@ -123,11 +123,33 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------- data
+def _input_size(text: str) -> int:
+    """argparse type: an input size of at least 32 pixels."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 32:
+        raise argparse.ArgumentTypeError(f"must be at least 32 pixels, got {value}")
+    return value
+
+
 def _data_check(args: argparse.Namespace) -> int:
     from mgdet.data import check_dataset
 
     report = check_dataset(args.root, format=args.format, split=args.split)
     print(report.summary())
+    if report.records and args.detector != "none":
+        from mgdet.engine.coverage import anchor_coverage_of, detector_anchors, input_boxes
+
+        anchors = detector_anchors(args.detector, args.backbone, args.input_size)
+        if anchors is None:
+            print(f"anchor coverage: not applicable ({args.detector} is anchor-free)")
+        else:
+            name = f"{args.detector} {args.backbone}"
+            print(
+                anchor_coverage_of(input_boxes(report.records, args.input_size), anchors, name, args.input_size).line()
+            )
     return 0 if report.ok else 1
 
 
@@ -248,6 +270,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", help="dataset folder (VOC, YOLO) or COCO json / folder")
     p.add_argument("--format", default="auto", choices=("auto", "voc", "coco", "yolo"), help="layout (auto)")
     p.add_argument("--split", help="split name (VOC: ImageSets/Main/<split>.txt; COCO: instances_<split>.json)")
+    p.add_argument(
+        "--detector",
+        default="retinanet",
+        choices=("fssd", "retinanet", "rfbnet", "fcos", "none"),
+        help="also print the share of boxes some anchor of this detector matches with IoU >= 0.5 "
+        "(retinanet; 'none' skips it)",
+    )
+    p.add_argument(
+        "--backbone",
+        default="mobilenet_v2",
+        choices=("mobilenet_v2", "resnet18", "vgg16"),
+        help="backbone of --detector (mobilenet_v2; RFBNet needs vgg16)",
+    )
+    p.add_argument(
+        "--input-size", type=_input_size, default=320, help="network input size for the anchor coverage (320)"
+    )
     p.set_defaults(func=_data_check)
     p = data.add_parser("generate", help="write the shipped CPU benchmark dataset",
                         description="Generate the deterministic benchmark (COCO json + VOC xml) from photographs "

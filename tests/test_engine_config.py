@@ -52,6 +52,9 @@ def test_overrides(tmp_path):
         ({"data": {"input_size": 100}}, "multiple of 32"),
         ({"data": {"class_names": "cat"}}, "data.class_names: expected a list"),
         ({"train": 3}, "section 'train' must be a mapping"),
+        ({"data": {"augment": "mosaic"}}, "data.augment must be true, false, ssd, flip or none"),
+        ({"data": {"augment": 1}}, "data.augment"),
+        ({"train": {"backbone_lr_mult": -1}}, "train.backbone_lr_mult must be >= 0"),
     ],
 )
 def test_bad_configs_are_clear_errors(data, message):

@@ -40,6 +40,8 @@ def test_train_resume_eval_detect(tiny_dataset, tmp_path, capsys):
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert rows[0]["AP"] != "" and rows[1]["AP"] != ""  # evaluated every epoch
     assert float(rows[0]["pos_cls_per_gt"]) > 0 and 0 <= float(rows[0]["disagree"]) <= 1
+    # untrained head: the class prior (sigmoid(bias) = 0.01) is what positives score
+    assert 0.0 < float(rows[0]["pos_score_median"]) < 0.2 and 0.0 < float(rows[0]["pos_score_mean"]) < 0.2
     for name in ("last.pth", "best.pth", "config.yaml"):
         assert (run / name).is_file()
     state = load_checkpoint(run / "last.pth")

@@ -59,3 +59,15 @@ def test_ema_channels_last_grad_clip(tiny_dataset, tmp_path):
     assert torch.equal(det.state_dict()[k], state["ema"][k])  # EMA weights are used for inference
     raw, _ = load_detector(tmp_path / "r" / "last.pth", use_ema=False)
     assert torch.equal(raw.state_dict()[k], state["model"][k])
+
+
+def test_backbone_lr_mult_groups():
+    det = build_detector("fssd", "mobilenet_v2", 3, 64, neck_width=16, head_width=16)
+    groups = param_groups(det, 5e-4, backbone_lr_mult=0.1)
+    names = {id(p): n for n, p in det.named_parameters()}
+    assert len(groups) == 4 and sum(len(g["params"]) for g in groups) == len(names)
+    for g in groups:
+        in_backbone = {names[id(p)].startswith("backbone.") for p in g["params"]}
+        assert in_backbone == {g["lr_mult"] == 0.1}
+        assert all((p.ndim > 1) == (g["weight_decay"] == 5e-4) for p in g["params"])
+    assert all(g["lr_mult"] == 1.0 for g in param_groups(det, 5e-4))  # the default keeps two groups

@@ -129,3 +129,26 @@ def test_photometric_stays_in_range() -> None:
     for s in range(20):
         out = photometric_distort(img, np.random.default_rng(s))
         assert out.dtype == np.float32 and out.shape == img.shape and out.min() >= 0 and out.max() <= 1
+
+
+def test_augment_modes() -> None:
+    from mgdet.data.transforms import EvalTransform, build_train_transform
+    from mgdet.engine.config import augment_mode
+
+    assert [augment_mode(v) for v in (True, False, "flip")] == ["ssd", "none", "flip"]
+    assert isinstance(build_train_transform(64, "none"), EvalTransform)
+    image = np.zeros((32, 48, 3), np.uint8)
+    image[4:12, 2:10] = 255  # a white block on the left
+    boxes = np.array([[2.0, 4.0, 10.0, 12.0]], np.float32)
+    flip = build_train_transform(96, "flip")
+    seen = set()
+    for seed in range(12):
+        img, b, lab = flip(image, boxes, np.array([1]), np.random.default_rng(seed))
+        # only flip + resize: the box is the original (or its mirror) scaled 2x / 3x, and the pixels follow
+        assert b.tolist() in ([[4.0, 12.0, 20.0, 36.0]], [[76.0, 12.0, 92.0, 36.0]]) and lab.tolist() == [1]
+        x0 = int(b[0, 0])
+        assert float(img[:, 14:34, x0 + 2 : x0 + 14].mean()) == pytest.approx(1.0)
+        seen.add(x0)
+    assert seen == {4, 76}
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        build_train_transform(64, "mosaic")

@@ -212,3 +212,15 @@ class TrainTransform:
         img, b, _ = resize(img, b, self.size)
         keep = ((b[:, 2:] - b[:, :2]) >= self.min_size).all(1)
         return to_tensor(img), b[keep], lab[keep]
+
+
+def build_train_transform(size: int, mode: str) -> TrainTransform | EvalTransform:
+    """The training transform of ``data.augment``: "ssd" (the paper's), "flip" (horizontal flip only) or
+    "none" (resize only)."""
+    if mode == "ssd":
+        return TrainTransform(size)
+    if mode == "flip":
+        return TrainTransform(size, photometric=False, max_expand=1.0, crop_min_ious=(None,))
+    if mode == "none":
+        return EvalTransform(size)
+    raise ValueError(f"unknown augmentation {mode!r}; choose ssd, flip or none")

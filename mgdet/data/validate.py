@@ -34,6 +34,7 @@ class CheckReport:
     repairs: Counter = field(default_factory=Counter)
     errors: list[Problem] = field(default_factory=list)
     broken_images: list[Problem] = field(default_factory=list)
+    records: list = field(default_factory=list, repr=False)  # the parsed ImageRecords (for further checks)
 
     @property
     def ok(self) -> bool:
@@ -163,6 +164,7 @@ def check_dataset(
             except DatasetError as exc:
                 report.broken_images.append(Problem(str(rec.path), exc.reason, key=rec.key, kind=IMAGE))
     report.num_images = len(ds.records)
+    report.records = list(ds.records)
     report.num_objects = sum(len(r.labels) for r in ds.records)
     report.class_histogram = {name: hist.get(i, 0) for i, name in enumerate(ds.class_names)}
     return report

@@ -54,7 +54,9 @@ class DataConfig:
     class_names: list[str] | None = None  # null: from the dataset (classes.txt, COCO categories, VOC 20)
     input_size: int = 320
     num_workers: int = 2
-    augment: bool = True  # SSD-style photometric distortion, expand, IoU crop, flip
+    # ssd (= true): the paper's photometric distortion, zoom-out x1-4, IoU crop, flip; flip: horizontal flip
+    # only (the usual choice for short schedules, e.g. MMDetection's 1x); none (= false): resize only
+    augment: bool | str = True
     on_error: str = "raise"  # raise | skip: what to do with a broken image or annotation
     check_images: bool = True  # header-level scan of every image before training starts
 
@@ -73,6 +75,7 @@ class TrainConfig:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4  # not applied to BN and bias parameters
+    backbone_lr_mult: float = 1.0  # the (unfrozen) backbone trains at lr x this (pretrained weights: < 1)
     warmup_iters: int = 500
     schedule: str = "cosine"  # cosine | step
     min_lr: float = 1e-6
@@ -116,6 +119,19 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: Values of ``data.augment``; true means "ssd", false means "none" (see :func:`augment_mode`).
+AUGMENT_MODES: tuple[bool | str, ...] = (True, False, "ssd", "flip", "none")
+
+
+def augment_mode(value: bool | str) -> str:
+    """``data.augment`` as one of "ssd", "flip", "none" (booleans are the old spelling)."""
+    if value is True:
+        return "ssd"
+    if value is False:
+        return "none"
+    return str(value)
 
 
 _CHOICES = {
@@ -207,6 +223,8 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (t.batch_size >= 1, "train.batch_size must be >= 1"),
         (t.images_per_epoch >= 0, "train.images_per_epoch must be >= 0"),
         (t.lr > 0, "train.lr must be > 0"),
+        (t.backbone_lr_mult >= 0, "train.backbone_lr_mult must be >= 0"),
+        (d.augment in AUGMENT_MODES, "data.augment must be true, false, ssd, flip or none"),
         (t.sigma > 1, "train.sigma must be > 1 (Eq. 1 of the paper)"),
         (0 <= t.neg_iou <= t.pos_iou <= 1, "need 0 <= train.neg_iou <= train.pos_iou <= 1"),
         (d.input_size >= 32 and d.input_size % 32 == 0, "data.input_size must be a multiple of 32 (>= 32)"),

@@ -25,8 +25,9 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 import mgdet
-from mgdet.data import DetectionDataset, EpochRandomSampler, EvalTransform, TrainTransform, collate_detections
+from mgdet.data import DetectionDataset, EpochRandomSampler, collate_detections
 from mgdet.data.collate import seed_worker
+from mgdet.data.transforms import build_train_transform
 from mgdet.engine import distributed as distr
 from mgdet.engine.builders import (
     build_dataset,
@@ -36,12 +37,14 @@ from mgdet.engine.builders import (
     scan_images,
 )
 from mgdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from mgdet.engine.config import RunConfig, save_config
+from mgdet.engine.config import RunConfig, augment_mode, save_config
 from mgdet.engine.inference import evaluate_model
+from mgdet.stats import SCORE_BINS, histogram_mean, histogram_median, score_histogram
 
 HISTORY_COLUMNS = [
     "epoch", "iter", "lr", "loss", "loss_cls", "loss_reg", "pos_cls_per_gt", "pos_reg_per_gt", "ign_per_gt",
-    "disagree", "skipped_steps", "epoch_time_s", "AP", "AP50", "AP75", "APs", "APm", "APl", "misalign",
+    "disagree", "pos_score_median", "pos_score_mean",
+    "skipped_steps", "epoch_time_s", "AP", "AP50", "AP75", "APs", "APm", "APl", "misalign",
 ]  # fmt: skip
 EVAL_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "misalign")
 
@@ -72,13 +75,18 @@ def lr_at(it: int, total_iters: int, iters_per_epoch: int, cfg) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on conv / linear weights only, not on BN parameters or biases."""
-    decay, no_decay = [], []
-    for p in model.parameters():
+def param_groups(model: torch.nn.Module, weight_decay: float, backbone_lr_mult: float = 1.0) -> list[dict]:
+    """Weight decay on conv / linear weights only, not on BN parameters or biases; parameters under
+    ``model.backbone`` get ``lr_mult = backbone_lr_mult`` (the loop sets each group's lr to lr x lr_mult)."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            key = (name.startswith("backbone.") and backbone_lr_mult != 1.0, p.ndim > 1)
+            groups.setdefault(key, []).append(p)
+    return [
+        {"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_mult": backbone_lr_mult if bb else 1.0}
+        for (bb, decay), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1]))
+    ]
 
 
 class ModelEMA:
@@ -220,7 +228,7 @@ def train(
             if dropped and info.is_main:
                 print(f"skipped {len(dropped)} broken image(s), e.g. {dropped[0]}")
     size = cfg.data.input_size
-    transform = TrainTransform(size) if cfg.data.augment else EvalTransform(size)
+    transform = build_train_transform(size, augment_mode(cfg.data.augment))
     train_ds = DetectionDataset(train_base, transform, train=True, seed=t.seed)
     per_proc_batch = max(1, t.batch_size // info.world_size)
     inner: Sampler[int] = (
@@ -251,7 +259,7 @@ def train(
     model: torch.nn.Module = (
         DDP(det, device_ids=[device.index] if device.type == "cuda" else None) if info.enabled else det
     )
-    groups = param_groups(det, t.weight_decay)
+    groups = param_groups(det, t.weight_decay, t.backbone_lr_mult)
     if t.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=False)
     else:
@@ -263,7 +271,8 @@ def train(
 
     # ---- resume
     start_epoch, it, epoch_iter, history, best_ap = 0, 0, 0, [], -1.0
-    partial: dict[str, Any] = {"sums": {}, "skipped": 0, "seconds": 0.0}  # the unfinished epoch's statistics
+    # the unfinished epoch's statistics (hist: counts of the positives' class scores, see mgdet.stats)
+    partial: dict[str, Any] = {"sums": {}, "skipped": 0, "seconds": 0.0, "hist": [0] * SCORE_BINS}
     if resume:
         state = load_checkpoint(resume, map_location=device)
         det.load_state_dict(state["model"])
@@ -307,6 +316,7 @@ def train(
             keep_frozen_bn_eval(det)
             sums: dict[str, float] = dict(partial["sums"]) if epoch_iter else {}
             skipped = int(partial["skipped"]) if epoch_iter else 0
+            hist = list(partial.get("hist") or [0] * SCORE_BINS) if epoch_iter else [0] * SCORE_BINS
             t0, seen = time.perf_counter() - (float(partial["seconds"]) if epoch_iter else 0.0), 0
             steps_left = iters_per_epoch - epoch_iter
             bar = tqdm(total=steps_left, desc=f"epoch {epoch + 1}/{t.epochs}", unit="it",
@@ -317,7 +327,7 @@ def train(
                 batch = batch.to(device, non_blocking=True)
                 lr = lr_at(it, total_iters, iters_per_epoch, t)
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_mult", 1.0)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     out = model(batch.images)
                 losses = det.loss(out, batch.gt_boxes, batch.gt_labels, t.strategy)
@@ -352,6 +362,7 @@ def train(
                 if finite:
                     for k, v in stats.items():
                         sums[k] = sums.get(k, 0.0) + v
+                    hist = [a + b for a, b in zip(hist, score_histogram(losses["pos_scores"]))]
                 if writer is not None and it % 20 == 0:
                     for k, v in stats.items():
                         writer.add_scalar(f"train/{k}", v, it)
@@ -364,7 +375,7 @@ def train(
                     break
             bar.close()
             if stop.requested:
-                partial = {"sums": sums, "skipped": skipped, "seconds": time.perf_counter() - t0}
+                partial = {"sums": sums, "skipped": skipped, "seconds": time.perf_counter() - t0, "hist": hist}
                 result.checkpoint = checkpoint(out_dir / "last.pth", epoch, epoch_iter)
                 result.interrupted = True
                 if info.is_main:
@@ -372,6 +383,7 @@ def train(
                 break
             good = max(epoch_iter - skipped, 1)
             row: dict[str, Any] = {k: v / good for k, v in sums.items()}
+            row.update(pos_score_median=histogram_median(hist), pos_score_mean=histogram_mean(hist))
             row.update(epoch=epoch + 1, iter=it, lr=lr_at(max(it - 1, 0), total_iters, iters_per_epoch, t),
                        skipped_steps=skipped, epoch_time_s=round(time.perf_counter() - t0, 2))  # fmt: skip
             history.append(row)

@@ -22,6 +22,7 @@ from mgdet.models.heads import LevelHead, SharedTowerHead
 from mgdet.models.necks import AuthorsFPNNeck, FSSDNeck, RetinaFPN, RFBNeck
 from mgdet.models.pretrained import load_pretrained
 from mgdet.nms import batched_nms
+from mgdet.stats import positive_class_scores
 
 DETECTORS = ("fssd", "retinanet", "rfbnet", "fcos")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -139,7 +140,8 @@ class Detector(nn.Module):
             out = detection_loss(a, cls_logits, box_deltas, self.anchors, gt_boxes, gt_labels, self.loss_cfg)
             total = out["loss_cls"] + out["loss_reg"]
         self.last_assignment = a
-        return {"loss": total, **out, "disagree": a.disagreement().detach()}
+        pos_scores = positive_class_scores(a.cls_gt, gt_labels, pred_scores)  # [P] the p of IoU_amplified
+        return {"loss": total, **out, "disagree": a.disagreement().detach(), "pos_scores": pos_scores}
 
     # --------------------------------------------------------------------------------------- inference
     @torch.no_grad()
