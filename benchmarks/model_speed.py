@@ -2,12 +2,15 @@
 in label assignment. Prints a markdown table.
 
     .venv/bin/python benchmarks/model_speed.py --models retinanet:resnet18 fssd:resnet18 light
+    .venv/bin/python benchmarks/model_speed.py --models recipe:retinanet_mbv2 --batch 16   # the CPU benchmark
+
+``recipe:<detector>`` is the model of the shipped CPU benchmark recipe exactly as ``mgdet reproduce`` trains
+it (its input size, width, head depth and frozen backbone stages); ``--size`` is ignored for it.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +18,8 @@ from typing import Any
 import torch
 
 import mgdet.models.detector as det_module
+from mgdet.demo.runner import machine_description
+from mgdet.engine.builders import freeze_backbone_stages, keep_frozen_bn_eval
 from mgdet.models import build_detector
 
 #: named presets: "light" is the MobileNetV2 model of the shipped CPU benchmark
@@ -26,7 +31,19 @@ DEFAULT_MODELS = ["retinanet:resnet18", "fssd:resnet18", "light"]
 
 
 def parse_model(spec: str) -> tuple[str, str, str, dict[str, Any]]:
-    """``"light"`` / ``"canonical"`` or ``"name:backbone"`` -> (label, name, backbone, opts)."""
+    """``"light"`` / ``"canonical"``, ``"recipe:<detector>"`` or ``"name:backbone"`` -> (label, name, backbone,
+    opts); recipe opts carry ``input_size`` and ``frozen_stages`` too."""
+    if spec.startswith("recipe:"):
+        from mgdet.demo.recipe import grid_config
+        from mgdet.engine.builders import model_kwargs
+
+        cfg = grid_config(spec.split(":", 1)[1], "mutual_guidance", 0, "unused")
+        kw = model_kwargs(cfg, 10)
+        name, backbone = kw.pop("name"), kw.pop("backbone")
+        kw.pop("num_classes")
+        kw.pop("channels_last")
+        kw["frozen_stages"] = cfg.model.frozen_stages
+        return f"{name}-{backbone} (recipe, {kw['input_size']} px)", name, backbone, kw
     if spec in PRESETS:
         name, backbone, opts = PRESETS[spec]
         return f"{name}-{backbone} ({spec})", name, backbone, opts
@@ -61,11 +78,15 @@ def synthetic_batch(batch: int, size: int, num_classes: int, gen: torch.Generato
 
 def bench(spec: str, channels_last: bool, args: argparse.Namespace) -> dict[str, Any]:
     label, name, backbone, opts = parse_model(spec)
+    opts = dict(opts)
+    size = int(opts.pop("input_size", args.size))
+    frozen = int(opts.pop("frozen_stages", 0))
     torch.manual_seed(0)
-    model = build_detector(name, backbone, args.num_classes, input_size=args.size, channels_last=channels_last, **opts)
+    model = build_detector(name, backbone, args.num_classes, input_size=size, channels_last=channels_last, **opts)
+    freeze_backbone_stages(model, backbone, frozen)
     gen = torch.Generator().manual_seed(0)
-    images, boxes, labels = synthetic_batch(args.batch, args.size, args.num_classes, gen)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    images, boxes, labels = synthetic_batch(args.batch, size, args.num_classes, gen)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
 
     timer_name = "assign_fcos" if name == "fcos" else "assign"
     original = getattr(det_module, timer_name)
@@ -73,6 +94,7 @@ def bench(spec: str, channels_last: bool, args: argparse.Namespace) -> dict[str,
     setattr(det_module, timer_name, timer)
     try:
         model.train()
+        keep_frozen_bn_eval(model)
         train_times = []
         for i in range(args.warmup + args.iters):
             timer.total = 0.0 if i == args.warmup else timer.total
@@ -125,16 +147,18 @@ def main() -> None:
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.channels_last]
     rows = [bench(spec, cl, args) for spec in args.models for cl in modes]
     print(
-        f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"CPU: {machine_description()}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; batch {args.batch}, {args.size}x{args.size}, "
         f"strategy {args.strategy}, median of {args.iters} iterations after {args.warmup} warm-up\n"
     )
-    print("| model | channels_last | params (M) | anchors | train img/s | infer img/s | assignment share |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | channels_last | params (M) | anchors | train img/s | train vs off | infer img/s | assign share |")
+    print("|---|---|---|---|---|---|---|---|")
+    ref = {r["model"]: r["train_ips"] for r in rows if r["channels_last"] == "off"}
     for r in rows:
+        ratio = f"{r['train_ips'] / ref[r['model']]:.2f}x" if r["model"] in ref else "-"
         print(
             f"| {r['model']} | {r['channels_last']} | {r['params_m']:.1f} | {r['anchors']} | "
-            f"{r['train_ips']:.2f} | {r['infer_ips']:.2f} | {100 * r['assign_share']:.1f}% |"
+            f"{r['train_ips']:.2f} | {ratio} | {r['infer_ips']:.2f} | {100 * r['assign_share']:.1f}% |"
         )
 
 

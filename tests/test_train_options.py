@@ -71,3 +71,28 @@ def test_backbone_lr_mult_groups():
         assert in_backbone == {g["lr_mult"] == 0.1}
         assert all((p.ndim > 1) == (g["weight_decay"] == 5e-4) for p in g["params"])
     assert all(g["lr_mult"] == 1.0 for g in param_groups(det, 5e-4))  # the default keeps two groups
+
+
+def test_static_warmup_then_strategy_and_backbone_lr(tiny_dataset, tmp_path, monkeypatch):
+    from mgdet.models.detector import Detector
+
+    seen, before = [], {}
+    original = Detector.loss
+
+    def spy(self, outputs, gt_boxes, gt_labels, strategy):
+        seen.append(strategy)
+        if not before:  # the weights before the first optimiser step
+            before.update({k: v.clone() for k, v in self.state_dict().items()})
+        return original(self, outputs, gt_boxes, gt_labels, strategy)
+
+    monkeypatch.setattr(Detector, "loss", spy)
+    cfg = from_dict(tiny_config(tiny_dataset, tmp_path / "r", epochs=1, max_iters=3, eval_interval=0,
+                                static_warmup_iters=2, backbone_lr_mult=0.0))  # fmt: skip
+    cfg.data.augment = "flip"
+    train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+    assert seen == ["iou", "iou", "mutual_guidance"]
+    state = load_checkpoint(tmp_path / "r" / "last.pth")["model"]
+    # lr x 0 on the backbone: its weights never move (BN running statistics do, they are not parameters)
+    weights = [k for k in before if k.endswith("weight") and before[k].ndim > 1]
+    assert all(torch.equal(state[k], before[k]) for k in weights if k.startswith("backbone."))
+    assert not torch.equal(state["head.preds.0.cls_logits.weight"], before["head.preds.0.cls_logits.weight"])

@@ -67,6 +67,8 @@ class TrainConfig:
 
     strategy: str = "mutual_guidance"  # iou | localize_to_classify | classify_to_localize | mutual_guidance
     sigma: float = 2.0
+    # NOT in the paper (a controlled experiment): static IoU matching for the first N steps, then `strategy`
+    static_warmup_iters: int = 0
     pos_iou: float = 0.5
     neg_iou: float = 0.4
     epochs: int = 250
@@ -224,6 +226,7 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (t.images_per_epoch >= 0, "train.images_per_epoch must be >= 0"),
         (t.lr > 0, "train.lr must be > 0"),
         (t.backbone_lr_mult >= 0, "train.backbone_lr_mult must be >= 0"),
+        (t.static_warmup_iters >= 0, "train.static_warmup_iters must be >= 0"),
         (d.augment in AUGMENT_MODES, "data.augment must be true, false, ssd, flip or none"),
         (t.sigma > 1, "train.sigma must be > 1 (Eq. 1 of the paper)"),
         (0 <= t.neg_iou <= t.pos_iou <= 1, "need 0 <= train.neg_iou <= train.pos_iou <= 1"),

@@ -330,7 +330,8 @@ def train(
                     g["lr"] = lr * g.get("lr_mult", 1.0)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     out = model(batch.images)
-                losses = det.loss(out, batch.gt_boxes, batch.gt_labels, t.strategy)
+                strategy = "iou" if it < t.static_warmup_iters else t.strategy  # warm-up: not in the paper
+                losses = det.loss(out, batch.gt_boxes, batch.gt_labels, strategy)
                 loss = losses["loss"]
                 finite = bool(torch.isfinite(loss))
                 if finite:
