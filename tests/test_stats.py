@@ -18,7 +18,8 @@ def test_positive_class_scores_take_the_gt_class_at_positives_only():
     got = positive_class_scores(cls_gt, gt_labels, scores)
     # image 0: anchor 0 -> GT 1 (class 0) = 0.00, anchor 2 -> GT 0 (class 2) = 0.08; image 1: anchor 1 -> class 1
     assert got.tolist() == pytest.approx([0.00, 0.08, 0.16])
-    assert positive_class_scores(torch.full((1, 3), -1), torch.zeros(1, 0, dtype=torch.long), scores[:1, :3]).numel() == 0
+    no_gt = torch.zeros(1, 0, dtype=torch.long)
+    assert positive_class_scores(torch.full((1, 3), -1), no_gt, scores[:1, :3]).numel() == 0
 
 
 def test_histogram_median_and_mean_within_one_bin():
