@@ -86,6 +86,11 @@ def test_reproduce_is_resumable(bench: Path, demo_out: tuple[Path, str]) -> None
     assert "±" in md and "Mutual Guidance" in md and "MG − IoU" in md
     data = json.loads(files["json"].read_text())
     assert len(data["runs"]) == 2 and {s["strategy"] for s in data["summary"]} == {"iou", "mutual_guidance"}
+    # geometry and the positives' class score are recorded with the results
+    cov = data["anchor_coverage"]["retinanet_mbv2"]
+    assert 0.0 <= cov["at_04"] <= 1.0 and cov["at_04"] >= cov["at_05"] and cov["num_boxes"] > 0
+    assert "anchor coverage" in md and "pos p median" in md
+    assert all(0.0 < r["pos_score_median"] < 1.0 for r in data["runs"])
 
     log.clear()
     grid, _ = run_reproduce(**kwargs, log=log.append)  # everything finished now: nothing is trained

@@ -208,6 +208,7 @@ def run_reproduce(
     specs = _specs(detectors, strategies, seeds, out, root, Path(config_dir) if config_dir else None, epochs, extra)
     log(f"reproduce: {len(specs)} runs ({len(detectors)} detectors x {len(strategies)} strategies x "
         f"{len(seeds)} seeds) in {out / 'runs'}")  # fmt: skip
+    coverage = _coverage(specs, log)
     grid = run_grid(specs, progress=progress, log=log)
     cfg = specs[0].config if specs else None
     total_train = sum(r.train_time_s for r in grid.records)
@@ -226,9 +227,32 @@ def run_reproduce(
                           f"{cfg.model.frozen_stages}, {cfg.train.epochs} epochs x "
                           f"{cfg.train.images_per_epoch or 'all'} images, batch {cfg.train.batch_size}, "
                           f"{cfg.train.optimizer} lr {cfg.train.lr}" + (" (--quick)" if quick else ""))  # fmt: skip
+    for detector, cov in coverage.items():
+        info[f"anchor coverage, {detector} (train split)"] = cov["line"]
     info = {k: v for k, v in info.items() if v}
-    files = write_grid_results(grid.records, Path(results_dir) if results_dir else out, info, stem=results_name)
+    files = write_grid_results(grid.records, Path(results_dir) if results_dir else out, info, stem=results_name,
+                               extra={"anchor_coverage": coverage})  # fmt: skip
     return grid, files
+
+
+def _coverage(specs: Sequence[RunSpec], log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Anchor coverage of each detector's training split at its input size (printed and kept in results)."""
+    from mgdet.data.errors import DatasetError
+    from mgdet.engine.coverage import config_coverage
+
+    out: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        if spec.detector in out:
+            continue
+        try:
+            cov = config_coverage(spec.config)
+        except (DatasetError, OSError, ValueError) as exc:  # the grid itself will report a broken dataset
+            log(f"anchor coverage of {spec.detector}: not computed ({exc})")
+            continue
+        if cov is not None:
+            log(f"{spec.detector}: {cov.line()}")
+            out[spec.detector] = {**cov.to_dict(), "line": cov.line()}
+    return out
 
 
 def summary_rows(grid: GridResult) -> tuple[list[str], list[list[Any]]]:

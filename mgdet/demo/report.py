@@ -309,16 +309,25 @@ def grid_markdown(
     if stats:
         lines += ["## Assignment statistics per epoch (training, mean over seeds)", "",
                   "Positives per ground-truth box for classification and regression, the fraction of anchors "
-                  "whose classification and regression labels disagree, learning rate and losses "
+                  "whose classification and regression labels disagree, the median class score (sigmoid of the "
+                  "GT class) of classification positives — the p of IoU_amplified —, learning rate and losses "
                   "(from each run's history.csv).", "",
                   format_table(stats, ["Model", "strategy", "epoch", "pos cls/GT", "pos reg/GT", "disagree %",
-                                       "lr", "loss cls", "loss reg", "val AP"], style="markdown",
-                               align=["l", "l"] + ["r"] * 8), ""]  # fmt: skip
+                                       "pos p median", "lr", "loss cls", "loss reg", "val AP"], style="markdown",
+                               align=["l", "l"] + ["r"] * 9), ""]  # fmt: skip
     runs = [[r.run_id, *(f"{100 * r.metrics.get(k, math.nan):.2f}" for k in ("AP", "AP50", "AP75", "misalign")),
-             f"{r.train_time_s:.0f}", r.iters] for r in records]  # fmt: skip
-    lines += ["## Individual runs", "", format_table(runs, ["run", "AP", "AP50", "AP75", "misalign %",
-                                                            "train s", "steps"], style="markdown"), ""]  # fmt: skip
+             _fmt(r.extra.get("pos_score_median")), f"{r.train_time_s:.0f}", f"{r.wall_time_s:.0f}", r.iters]
+            for r in records]  # fmt: skip
+    lines += ["## Individual runs", "", "pos p median: the last epoch's median class score of classification "
+              "positives; wall s: training + evaluation.", "",
+              format_table(runs, ["run", "AP", "AP50", "AP75", "misalign %", "pos p median", "train s", "wall s",
+                                  "steps"], style="markdown"), ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _fmt(x: Any, digits: int = 2) -> str:
+    """A number with ``digits`` decimals, ``-`` for a missing one."""
+    return "-" if x is None or not math.isfinite(float(x)) else f"{float(x):.{digits}f}"
 
 
 def assignment_rows(records: Sequence[RunRecord]) -> list[list[Any]]:
@@ -326,7 +335,7 @@ def assignment_rows(records: Sequence[RunRecord]) -> list[list[Any]]:
     import csv
 
     acc: dict[tuple[str, str, int], dict[str, list[float]]] = {}
-    cols = ("pos_cls_per_gt", "pos_reg_per_gt", "disagree", "lr", "loss_cls", "loss_reg", "AP")
+    cols = ("pos_cls_per_gt", "pos_reg_per_gt", "disagree", "pos_score_median", "lr", "loss_cls", "loss_reg", "AP")
     for r in records:
         path = Path(r.run_dir) / "history.csv"
         if not path.is_file():
@@ -342,6 +351,7 @@ def assignment_rows(records: Sequence[RunRecord]) -> list[list[Any]]:
         m = {c: (sum(v) / len(v) if v else math.nan) for c, v in cell.items()}
         out.append([DETECTOR_TITLES.get(detector, detector), STRATEGY_ABBR.get(strategy, strategy), epoch,
                     f"{m['pos_cls_per_gt']:.2f}", f"{m['pos_reg_per_gt']:.2f}", f"{100 * m['disagree']:.2f}",
+                    "-" if not math.isfinite(m["pos_score_median"]) else f"{m['pos_score_median']:.2f}",
                     f"{m['lr']:.2e}", f"{m['loss_cls']:.3f}", f"{m['loss_reg']:.3f}",
                     "-" if not math.isfinite(m["AP"]) else f"{100 * m['AP']:.1f}"])  # fmt: skip
     return out
@@ -371,7 +381,11 @@ def kept_notes(md_path: Path) -> str:
 
 
 def write_grid_results(
-    records: Sequence[RunRecord], out_dir: str | Path, info: Mapping[str, Any], stem: str = "results"
+    records: Sequence[RunRecord],
+    out_dir: str | Path,
+    info: Mapping[str, Any],
+    stem: str = "results",
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` (bar chart) into ``out_dir``.
 
@@ -381,7 +395,7 @@ def write_grid_results(
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(records)
     payload = {"info": dict(info), "summary": summary, "deltas": deltas(records),
-               "runs": [r.to_dict() for r in records]}  # fmt: skip
+               "runs": [r.to_dict() for r in records], **dict(extra or {})}  # fmt: skip
     files = {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
     files["json"].write_text(json.dumps(_json_safe(payload), indent=1, default=str), encoding="utf-8")
     chart = None

@@ -135,12 +135,18 @@ def run_one(spec: RunSpec, progress: bool = True, tensorboard: bool = False) -> 
         train_time_s=round(sum(float(r.get("epoch_time_s") or 0.0) for r in hist), 2),
         wall_time_s=round(wall, 2), epochs=int(hist[-1]["epoch"]) if hist else 0,
         iters=int(hist[-1]["iter"]) if hist else 0, run_dir=str(run_dir),
-        extra={"resumed": resume is not None},
+        extra={"resumed": resume is not None, **_final_scores(hist)},
     )  # fmt: skip
     tmp = run_dir / (METRICS_FILE + ".tmp")
     tmp.write_text(json.dumps(record.to_dict(), indent=1))
     tmp.replace(run_dir / METRICS_FILE)
     return record, False
+
+
+def _final_scores(history: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The last epoch's class score of classification positives (median, mean), when the history has it."""
+    last = history[-1] if history else {}
+    return {k: float(last[k]) for k in ("pos_score_median", "pos_score_mean") if last.get(k) not in (None, "")}
 
 
 def run_grid(

@@ -75,3 +75,19 @@ def anchor_coverage_of(boxes: Tensor, anchors: Tensor, detector: str, input_size
         at_04=float((best >= 0.4).float().mean()) if n else 1.0,
         median_best_iou=float(best.median()) if n else 1.0,
     )
+
+
+def config_coverage(cfg) -> Coverage | None:
+    """:class:`Coverage` of a run's training split by its detector's anchors at its input size (None: FCOS).
+
+    ``cfg`` is a :class:`mgdet.engine.config.RunConfig`.
+    """
+    from mgdet.engine.builders import build_dataset
+
+    m = cfg.model
+    anchors = detector_anchors(m.name, m.backbone, cfg.data.input_size, canonical=m.canonical)
+    if anchors is None:
+        return None
+    records = build_dataset(cfg.data, train=True).records
+    return anchor_coverage_of(input_boxes(records, cfg.data.input_size), anchors, f"{m.name} {m.backbone}",
+                              cfg.data.input_size)  # fmt: skip
