@@ -142,7 +142,7 @@ def _data_check(args: argparse.Namespace) -> int:
     if report.records and args.detector != "none":
         from mgdet.engine.coverage import anchor_coverage_of, detector_anchors, input_boxes
 
-        anchors = detector_anchors(args.detector, args.backbone, args.input_size)
+        anchors = detector_anchors(args.detector, args.backbone, args.input_size, anchor_base=args.anchor_base)
         if anchors is None:
             print(f"anchor coverage: not applicable ({args.detector} is anchor-free)")
         else:
@@ -285,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--input-size", type=_input_size, default=320, help="network input size for the anchor coverage (320)"
+    )
+    p.add_argument(
+        "--anchor-base",
+        type=float,
+        default=24.0,
+        help="smallest anchor side in pixels (the paper's 24 at 320 px; model.anchor_base)",
     )
     p.set_defaults(func=_data_check)
     p = data.add_parser("generate", help="write the shipped CPU benchmark dataset",

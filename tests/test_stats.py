@@ -67,3 +67,12 @@ def test_paper_layout_covers_paper_sized_boxes_at_320_but_not_at_160():
     at160 = anchor_coverage_of(boxes / 2, detector_anchors("retinanet", "mobilenet_v2", 160), "r", 160)
     assert at320.at_05 == 1.0 and at160.at_05 < 0.9
     assert detector_anchors("fcos", "mobilenet_v2", 320) is None
+
+
+def test_anchor_base_scales_the_paper_layout():
+    a320 = detector_anchors("retinanet", "mobilenet_v2", 320)
+    a256 = detector_anchors("retinanet", "mobilenet_v2", 256, anchor_base=19.2)
+    side = lambda a: (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])  # noqa: E731
+    assert float(side(a320).min().sqrt()) == pytest.approx(24.0, rel=1e-4)
+    assert float(side(a256).min().sqrt()) == pytest.approx(19.2, rel=1e-4)
+    assert a256.shape[0] == 6 * (32**2 + 16**2 + 8**2 + 4**2)

@@ -78,6 +78,8 @@ def model_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
         kw["canonical"] = True
     else:
         kw["head_depth"] = m.head_depth
+    if m.anchor_base != 24.0:  # stored only when set, so older checkpoints and configs stay as they were
+        kw["anchor_base"] = m.anchor_base
     return kw
 
 

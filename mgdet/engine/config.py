@@ -36,6 +36,9 @@ class ModelConfig:
     head_depth: int = 1  # 3x3 conv(+BN+ReLU) layers before the prediction convs
     canonical: bool = False  # RetinaNet only: P3-P7 with 4-conv towers instead of the authors' design
     frozen_stages: int = 0  # freeze the first N backbone stages (stage k ends at stride 2^k); 0 = none
+    # paper layout: smallest anchor side in pixels (24 at the paper's 320 px; keep anchor / input size when
+    # the input changes, e.g. 19.2 at 256 px); anchors are 24*2^k and 24*2^k*sqrt(2) on level k
+    anchor_base: float = 24.0
 
 
 @dataclass
@@ -233,6 +236,7 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (d.input_size >= 32 and d.input_size % 32 == 0, "data.input_size must be a multiple of 32 (>= 32)"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
         (cfg.model.width >= 8, "model.width must be >= 8"),
+        (cfg.model.anchor_base > 0, "model.anchor_base must be > 0"),
         (cfg.eval.max_det >= 1, "eval.max_det must be >= 1"),
     ]
     for ok, msg in checks:

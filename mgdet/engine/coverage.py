@@ -51,14 +51,16 @@ def input_boxes(records: Sequence, input_size: int) -> Tensor:
     return torch.from_numpy(np.concatenate(parts).reshape(-1, 4))
 
 
-def detector_anchors(name: str, backbone: str, input_size: int, canonical: bool = False) -> Tensor | None:
+def detector_anchors(
+    name: str, backbone: str, input_size: int, canonical: bool = False, anchor_base: float = 24.0
+) -> Tensor | None:
     """``[A, 4]`` anchors the detector really uses at ``input_size`` (None for the anchor-free FCOS)."""
     if name == "fcos":
         return None
     from mgdet.models import build_detector
 
     with torch.no_grad():
-        det = build_detector(name, backbone, 1, input_size=input_size, canonical=canonical)
+        det = build_detector(name, backbone, 1, input_size=input_size, canonical=canonical, anchor_base=anchor_base)
     return det.anchors
 
 
@@ -85,7 +87,7 @@ def config_coverage(cfg) -> Coverage | None:
     from mgdet.engine.builders import build_dataset
 
     m = cfg.model
-    anchors = detector_anchors(m.name, m.backbone, cfg.data.input_size, canonical=m.canonical)
+    anchors = detector_anchors(m.name, m.backbone, cfg.data.input_size, m.canonical, m.anchor_base)
     if anchors is None:
         return None
     records = build_dataset(cfg.data, train=True).records

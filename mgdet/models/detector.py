@@ -192,7 +192,8 @@ def build_detector(
     (= neck width), ``head_depth`` (1 per-level 3x3 conv; canonical 4), ``num_levels`` (4),
     ``canonical`` (RetinaNet only: P3-P7 FPN, shared 4-conv towers, 9 anchors), ``norm`` (canonical
     towers: ``"gn"`` | ``"none"``), ``fc67`` (VGG fc6/fc7; default only for RFBNet), ``channels_last``,
-    ``pos_iou``/``neg_iou``/``sigma`` (assignment), ``loss`` (dict of :class:`LossConfig` fields).
+    ``pos_iou``/``neg_iou``/``sigma`` (assignment), ``loss`` (dict of :class:`LossConfig` fields),
+    ``anchor_base`` (24: the paper's smallest anchor at 320 px; scale it with the input, e.g. 19.2 at 256).
     """
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; choose from {DETECTORS}")
@@ -238,7 +239,7 @@ def build_detector(
         outputs = {"cls_logits": num_classes, "box_deltas": 4, "centerness": 1}
         head = LevelHead(neck.out_channels, 1, outputs, head_width, head_depth)
         return Detector(config, bb, neck, head, None, strides, loss_cfg)
-    layout = anchor_lib.paper_layout(strides)
+    layout = anchor_lib.paper_layout(strides, float(opts.get("anchor_base", 24.0)))
     outputs = {"cls_logits": num_classes, "box_deltas": 4}
     head = LevelHead(neck.out_channels, layout.num_anchors, outputs, head_width, head_depth)
     return Detector(config, bb, neck, head, layout, strides, loss_cfg)
