@@ -5,7 +5,11 @@ in label assignment. Prints a markdown table.
     .venv/bin/python benchmarks/model_speed.py --models recipe:retinanet_mbv2 --batch 16   # the CPU benchmark
 
 ``recipe:<detector>`` is the model of the shipped CPU benchmark recipe exactly as ``mgdet reproduce`` trains
-it (its input size, width, head depth and frozen backbone stages); ``--size`` is ignored for it.
+it (its input size, width, head depth and frozen backbone stages); ``recipe-frozen3:<detector>`` the same
+with only the first 3 backbone stages frozen (as the previous recipe did); ``--size`` is ignored for both.
+The "vs first" column is each row's training speed over the first row's, measured in the same run:
+
+    .venv/bin/python benchmarks/model_speed.py --models recipe-frozen3:retinanet_mbv2 recipe:retinanet_mbv2 --batch 16
 """
 
 from __future__ import annotations
@@ -33,17 +37,20 @@ DEFAULT_MODELS = ["retinanet:resnet18", "fssd:resnet18", "light"]
 def parse_model(spec: str) -> tuple[str, str, str, dict[str, Any]]:
     """``"light"`` / ``"canonical"``, ``"recipe:<detector>"`` or ``"name:backbone"`` -> (label, name, backbone,
     opts); recipe opts carry ``input_size`` and ``frozen_stages`` too."""
-    if spec.startswith("recipe:"):
+    if spec.startswith(("recipe:", "recipe-frozen3:")):
         from mgdet.demo.recipe import grid_config
         from mgdet.engine.builders import model_kwargs
 
-        cfg = grid_config(spec.split(":", 1)[1], "mutual_guidance", 0, "unused")
+        kind, detector = spec.split(":", 1)
+        cfg = grid_config(detector, "mutual_guidance", 0, "unused")
+        if kind == "recipe-frozen3":  # the previous recipe's trainable set: backbone stages 4-5 train
+            cfg.model.frozen_stages = 3
         kw = model_kwargs(cfg, 10)
         name, backbone = kw.pop("name"), kw.pop("backbone")
         kw.pop("num_classes")
         kw.pop("channels_last")
         kw["frozen_stages"] = cfg.model.frozen_stages
-        return f"{name}-{backbone} (recipe, {kw['input_size']} px)", name, backbone, kw
+        return f"{name}-{backbone} ({kind}, {kw['input_size']} px, frozen {kw['frozen_stages']})", name, backbone, kw
     if spec in PRESETS:
         name, backbone, opts = PRESETS[spec]
         return f"{name}-{backbone} ({spec})", name, backbone, opts
@@ -148,14 +155,13 @@ def main() -> None:
     rows = [bench(spec, cl, args) for spec in args.models for cl in modes]
     print(
         f"CPU: {machine_description()}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; batch {args.batch}, {args.size}x{args.size}, "
+        f"{torch.get_num_threads()} threads; batch {args.batch}, input {args.size} px (recipe rows: their own), "
         f"strategy {args.strategy}, median of {args.iters} iterations after {args.warmup} warm-up\n"
     )
-    print("| model | channels_last | params (M) | anchors | train img/s | train vs off | infer img/s | assign share |")
+    print("| model | channels_last | params (M) | anchors | train img/s | vs first | infer img/s | assign share |")
     print("|---|---|---|---|---|---|---|---|")
-    ref = {r["model"]: r["train_ips"] for r in rows if r["channels_last"] == "off"}
     for r in rows:
-        ratio = f"{r['train_ips'] / ref[r['model']]:.2f}x" if r["model"] in ref else "-"
+        ratio = f"{r['train_ips'] / rows[0]['train_ips']:.2f}x"
         print(
             f"| {r['model']} | {r['channels_last']} | {r['params_m']:.1f} | {r['anchors']} | "
             f"{r['train_ips']:.2f} | {ratio} | {r['infer_ips']:.2f} | {100 * r['assign_share']:.1f}% |"

@@ -18,11 +18,13 @@ from typing import Any
 from mgdet.demo.recipe import (
     BENCHMARK_DETECTORS,
     DEFAULT_DATA,
+    DEMO_EPOCHS,
     STRATEGY_ABBR,
     STRATEGY_TITLES,
     grid_config,
     parse_strategy,
     quick_overrides,
+    recipe_summary,
 )
 from mgdet.demo.runner import GridResult, RunSpec, machine_description, run_grid
 
@@ -141,8 +143,10 @@ def run_demo(
         data = out / "benchmark_quick" if quick else Path(DEFAULT_DATA)
     root = ensure_benchmark(data, quick=quick, progress=progress, log=log)
     extra = weights_overrides(log) + list(quick_overrides() if quick else []) + list(overrides)
-    if size is not None:
-        extra.append(f"data.input_size={int(size)}")
+    if size is not None:  # the paper's anchor layout scaled to the input (24 px smallest anchor at 320)
+        extra += [f"data.input_size={int(size)}", f"model.anchor_base={24.0 * int(size) / 320}"]
+    if epochs is None and not quick:
+        epochs = DEMO_EPOCHS
     specs = _specs([detector], ["iou", "mutual_guidance"], [seed], out, root, None, epochs, extra)
     grid = run_grid(specs, progress=progress, log=log)
     headers, rows = demo_rows(grid.records)
@@ -152,10 +156,7 @@ def run_demo(
     cfg = specs[0].config
     info = {
         "dataset": f"{root} (val split)",
-        "recipe": (f"{detector}, input {cfg.data.input_size} px, width {cfg.model.width}, frozen stages "
-                   f"{cfg.model.frozen_stages}, {cfg.train.epochs} epochs x "
-                   f"{cfg.train.images_per_epoch or 'all'} images, batch {cfg.train.batch_size}, "
-                   f"lr {cfg.train.lr}, seed {seed}" + (" (--quick)" if quick else "")),
+        "recipe": f"{recipe_summary(cfg)}, seed {seed}" + (" (--quick)" if quick else ""),
         "machine": machine_description(),
     }  # fmt: skip
     files: dict[str, Path] = {}
@@ -223,10 +224,7 @@ def run_reproduce(
         "machine": machine_description(),
     }  # fmt: skip
     if cfg is not None:
-        info["recipe"] = (f"input {cfg.data.input_size} px, width {cfg.model.width}, frozen stages "
-                          f"{cfg.model.frozen_stages}, {cfg.train.epochs} epochs x "
-                          f"{cfg.train.images_per_epoch or 'all'} images, batch {cfg.train.batch_size}, "
-                          f"{cfg.train.optimizer} lr {cfg.train.lr}" + (" (--quick)" if quick else ""))  # fmt: skip
+        info["recipe"] = recipe_summary(cfg) + (" (--quick)" if quick else "")
     for detector, cov in coverage.items():
         info[f"anchor coverage, {detector} (train split)"] = cov["line"]
     info = {k: v for k, v in info.items() if v}

@@ -46,6 +46,9 @@ DETECTOR_TITLES: dict[str, str] = {
     "fcos_vgg16": "FCOS, VGG-16",
 }
 DEFAULT_DATA = "mgdet_data/benchmark"
+#: ``mgdet demo`` trains the benchmark recipe for this many epochs (of 1024 images) instead of its 18, so that
+#: both runs fit in about a quarter of an hour on two CPU cores; ``--epochs`` changes it.
+DEMO_EPOCHS = 4
 
 
 def parse_strategy(name: str) -> str:
@@ -66,25 +69,27 @@ def benchmark_recipe(
 ) -> dict[str, Any]:
     """The CPU benchmark recipe as a config dict (see :class:`mgdet.engine.config.RunConfig`).
 
-    MobileNetV2 (ImageNet, ``pretrained: offline``) with its first three stages (stride <= 8) frozen,
-    32-channel neck and head, 160 px input, batch 16, AdamW lr 5e-3 with a 30-step warm-up and cosine
-    decay, 8 epochs of 768 images each (a different random subset every epoch: 384 steps, 6144 images,
-    about 3 passes over the 2000 training images), evaluation after epoch 4 and at the end. Measured on
-    this project's 2-core machine: about 0.7 s per step when the cores are free (about 5 min per run with
-    its two evaluations), 2-5 s per step when other jobs share them.
+    Chosen by measurement (docs/results/benchmark.md, "How the recipe was chosen"): 256 px input (the
+    benchmark's own image size) with the paper's anchor layout scaled to it (smallest anchor 24 x 256/320 =
+    19.2 px: 99.2 % of the training boxes have an anchor with IoU >= 0.5), MobileNetV2 (ImageNet,
+    ``pretrained: offline``) entirely frozen, 64-channel neck and head with two trunk convs, horizontal
+    flip only (no SSD zoom-out / crop), channels_last, batch 16, AdamW lr 4e-3 with a 50-step warm-up and
+    cosine decay, 18 epochs of 1024 images each (a different random subset every epoch: 1152 steps,
+    about 9 passes over the 2000 training images), evaluation after epochs 6, 12 and 18.
     """
     name, _, backbone = detector.partition("_")
     if backbone != "mbv2" or name not in ("retinanet", "fssd"):
         raise ConfigError(f"no built-in CPU recipe for {detector!r} (built in: {', '.join(BENCHMARK_DETECTORS)}); "
                           "pass --config-dir with <detector>_<strategy>.yaml files")  # fmt: skip
     return {
-        "model": {"name": name, "backbone": "mobilenet_v2", "pretrained": "offline", "width": 32,
-                  "head_depth": 1, "frozen_stages": 3},
+        "model": {"name": name, "backbone": "mobilenet_v2", "pretrained": "offline", "width": 64,
+                  "head_depth": 2, "frozen_stages": 5, "anchor_base": 19.2},
         "data": {"format": "voc", "root": data_root, "train_split": "train", "val_split": "val",
-                 "input_size": 160, "num_workers": 1},
-        "train": {"strategy": parse_strategy(strategy), "epochs": 8, "images_per_epoch": 768, "batch_size": 16,
-                  "optimizer": "adamw", "lr": 5.0e-3, "weight_decay": 5.0e-4, "warmup_iters": 30,
-                  "schedule": "cosine", "min_lr": 1.0e-5, "grad_clip": 10.0, "eval_interval": 4, "seed": seed},
+                 "input_size": 256, "augment": "flip", "num_workers": 1},
+        "train": {"strategy": parse_strategy(strategy), "epochs": 18, "images_per_epoch": 1024, "batch_size": 16,
+                  "optimizer": "adamw", "lr": 4.0e-3, "weight_decay": 5.0e-4, "warmup_iters": 50,
+                  "schedule": "cosine", "min_lr": 1.0e-5, "grad_clip": 10.0, "channels_last": True,
+                  "eval_interval": 6, "seed": seed},
         "eval": {"batch_size": 32},
         "output_dir": output_dir,
         "device": "auto",
@@ -156,3 +161,14 @@ def write_benchmark_configs(out_dir: str | Path) -> list[Path]:
 def path_name(detector: str, abbr: str) -> str:
     """File name of a grid config: ``<detector>_<abbr>.yaml``."""
     return f"{detector}_{abbr}.yaml"
+
+
+def recipe_summary(cfg: RunConfig) -> str:
+    """One line describing a run's recipe for reports (model, input, anchors, augmentation, schedule)."""
+    m, d, t = cfg.model, cfg.data, cfg.train
+    frozen = "all" if m.frozen_stages >= 5 else str(m.frozen_stages)
+    return (f"{m.name} {m.backbone}, input {d.input_size} px, anchor base {m.anchor_base:g} px, width {m.width}, "
+            f"head depth {m.head_depth}, frozen backbone stages {frozen}, augment {d.augment}, {t.epochs} epochs x "
+            f"{t.images_per_epoch or 'all'} images, batch {t.batch_size}, {t.optimizer} lr {t.lr:g}"
+            + (f" (backbone x{t.backbone_lr_mult:g})" if t.backbone_lr_mult != 1.0 else "")
+            + (", channels_last" if t.channels_last else ""))  # fmt: skip
