@@ -200,3 +200,16 @@ def test_assignment_overlap_script_on_a_demo_checkpoint(demo_out: tuple[Path, st
     row = next(line for line in proc.stdout.splitlines() if "last.pth" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert int(cells[1]) > 0 and 0.0 <= float(cells[2]) <= 100.0 and 0.0 <= float(cells[3]) <= 100.0
+
+
+def test_a_moved_grid_folder_still_finds_its_histories(tmp_path: Path) -> None:
+    from mgdet.demo.runner import load_record
+
+    run = tmp_path / "runs" / "r_iou_0"
+    run.mkdir(parents=True)
+    rec = _record("iou", 0, 0.3, 0.3)
+    rec.run_dir = "/somewhere/else/r_iou_0"  # where it was trained
+    (run / "metrics.json").write_text(json.dumps(rec.to_dict()))
+    loaded = load_record(run)
+    assert loaded is not None and loaded.skipped and loaded.run_dir == str(run)
+    assert loaded.metrics == rec.metrics

@@ -111,9 +111,11 @@ def load_record(run_dir: Path) -> RunRecord | None:
     if not path.is_file():
         return None
     try:
-        return RunRecord.from_dict(json.loads(path.read_text()), skipped=True)
+        record = RunRecord.from_dict(json.loads(path.read_text()), skipped=True)
     except (ValueError, KeyError, TypeError):
         return None  # a damaged record: train again
+    record.run_dir = str(run_dir)  # where it is now (a grid folder may have been moved or copied)
+    return record
 
 
 def run_one(spec: RunSpec, progress: bool = True, tensorboard: bool = False) -> tuple[RunRecord | None, bool]:
