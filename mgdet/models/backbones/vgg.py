@@ -9,7 +9,7 @@ Two variants:
   have no counterpart in torchvision's ``vgg16_bn`` file); returns conv4_3 (stride 8, 512) and fc7
   (stride 16, 1024).
 
-torchvision's classifier (``classifier.*``, 120M parameters) is never part of the module; the loader
+The classifier of the torchvision file (``classifier.*``, 120M parameters) is never part of the module; the loader
 drops those keys (see :func:`mgdet.models.pretrained.load_pretrained`).
 """
 
