@@ -29,7 +29,12 @@ class AnchorLayout:
         return len(self.sizes[0]) * len(self.ratios)
 
 
-def paper_layout(strides: Sequence[int] = (8, 16, 32, 64), base_size: float = 24.0) -> AnchorLayout:
+#: Smallest anchor side of the paper's layout at its 320 px input; scale it with the input size.
+PAPER_ANCHOR_BASE = 24.0
+PAPER_INPUT_SIZE = 320
+
+
+def paper_layout(strides: Sequence[int] = (8, 16, 32, 64), base_size: float = PAPER_ANCHOR_BASE) -> AnchorLayout:
     """The authors' layout for FSSD / RetinaNet / RFBNet: on level k sizes 24*2^k and 24*2^k*sqrt(2),
     ratios 1, 2, 1/2 -> 6 anchors per location; 12,750 anchors at 320x320 (40^2+20^2+10^2+5^2 cells)."""
     sizes = tuple((base_size * 2**k, base_size * 2**k * math.sqrt(2)) for k in range(len(strides)))

@@ -140,16 +140,11 @@ def _data_check(args: argparse.Namespace) -> int:
     report = check_dataset(args.root, format=args.format, split=args.split)
     print(report.summary())
     if report.records and args.detector != "none":
-        from mgdet.engine.coverage import anchor_coverage_of, detector_anchors, input_boxes
+        from mgdet.engine.coverage import records_coverage
 
-        anchors = detector_anchors(args.detector, args.backbone, args.input_size, anchor_base=args.anchor_base)
-        if anchors is None:
-            print(f"anchor coverage: not applicable ({args.detector} is anchor-free)")
-        else:
-            name = f"{args.detector} {args.backbone}"
-            print(
-                anchor_coverage_of(input_boxes(report.records, args.input_size), anchors, name, args.input_size).line()
-            )
+        cov = records_coverage(report.records, args.detector, args.backbone, args.input_size,
+                               anchor_base=args.anchor_base)  # fmt: skip
+        print(cov.line() if cov else f"anchor coverage: not applicable ({args.detector} is anchor-free)")
     return 0 if report.ok else 1
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mgdet.anchors import PAPER_ANCHOR_BASE, PAPER_INPUT_SIZE
 from mgdet.demo.recipe import (
     BENCHMARK_DETECTORS,
     DEFAULT_DATA,
@@ -143,8 +144,9 @@ def run_demo(
         data = out / "benchmark_quick" if quick else Path(DEFAULT_DATA)
     root = ensure_benchmark(data, quick=quick, progress=progress, log=log)
     extra = weights_overrides(log) + list(quick_overrides() if quick else []) + list(overrides)
-    if size is not None:  # the paper's anchor layout scaled to the input (24 px smallest anchor at 320)
-        extra += [f"data.input_size={int(size)}", f"model.anchor_base={24.0 * int(size) / 320}"]
+    if size is not None:  # the paper's anchor layout scaled to the input
+        base = PAPER_ANCHOR_BASE * int(size) / PAPER_INPUT_SIZE
+        extra += [f"data.input_size={int(size)}", f"model.anchor_base={base}"]
     if epochs is None and not quick:
         epochs = DEMO_EPOCHS
     specs = _specs([detector], ["iou", "mutual_guidance"], [seed], out, root, None, epochs, extra)

@@ -351,7 +351,7 @@ def assignment_rows(records: Sequence[RunRecord]) -> list[list[Any]]:
         m = {c: (sum(v) / len(v) if v else math.nan) for c, v in cell.items()}
         out.append([DETECTOR_TITLES.get(detector, detector), STRATEGY_ABBR.get(strategy, strategy), epoch,
                     f"{m['pos_cls_per_gt']:.2f}", f"{m['pos_reg_per_gt']:.2f}", f"{100 * m['disagree']:.2f}",
-                    "-" if not math.isfinite(m["pos_score_median"]) else f"{m['pos_score_median']:.2f}",
+                    _fmt(m["pos_score_median"]),
                     f"{m['lr']:.2e}", f"{m['loss_cls']:.3f}", f"{m['loss_reg']:.3f}",
                     "-" if not math.isfinite(m["AP"]) else f"{100 * m['AP']:.1f}"])  # fmt: skip
     return out

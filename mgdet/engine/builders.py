@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from mgdet.anchors import PAPER_ANCHOR_BASE
 from mgdet.data import CocoDataset, RecordDataset, VOCDataset, YoloDataset, voc_datasets
 from mgdet.data.validate import open_dataset
 from mgdet.engine.config import DataConfig, RunConfig
@@ -78,7 +79,7 @@ def model_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
         kw["canonical"] = True
     else:
         kw["head_depth"] = m.head_depth
-    if m.anchor_base != 24.0:  # stored only when set, so older checkpoints and configs stay as they were
+    if m.anchor_base != PAPER_ANCHOR_BASE:  # stored only when set: older checkpoints stay as they were
         kw["anchor_base"] = m.anchor_base
     return kw
 

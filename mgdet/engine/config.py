@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from mgdet.anchors import PAPER_ANCHOR_BASE
 from mgdet.assign import STRATEGIES
 from mgdet.losses import LossConfig
 
@@ -38,7 +39,7 @@ class ModelConfig:
     frozen_stages: int = 0  # freeze the first N backbone stages (stage k ends at stride 2^k); 0 = none
     # paper layout: smallest anchor side in pixels (24 at the paper's 320 px; keep anchor / input size when
     # the input changes, e.g. 19.2 at 256 px); anchors are 24*2^k and 24*2^k*sqrt(2) on level k
-    anchor_base: float = 24.0
+    anchor_base: float = PAPER_ANCHOR_BASE
 
 
 @dataclass

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mgdet.anchors import best_anchor_iou
+from mgdet.anchors import PAPER_ANCHOR_BASE, best_anchor_iou
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def input_boxes(records: Sequence, input_size: int) -> Tensor:
 
 
 def detector_anchors(
-    name: str, backbone: str, input_size: int, canonical: bool = False, anchor_base: float = 24.0
+    name: str, backbone: str, input_size: int, canonical: bool = False, anchor_base: float = PAPER_ANCHOR_BASE
 ) -> Tensor | None:
     """``[A, 4]`` anchors the detector really uses at ``input_size`` (None for the anchor-free FCOS)."""
     if name == "fcos":
@@ -79,6 +79,22 @@ def anchor_coverage_of(boxes: Tensor, anchors: Tensor, detector: str, input_size
     )
 
 
+def records_coverage(
+    records: Sequence,
+    name: str,
+    backbone: str,
+    input_size: int,
+    canonical: bool = False,
+    anchor_base: float = PAPER_ANCHOR_BASE,
+) -> Coverage | None:
+    """:class:`Coverage` of the boxes of ``records`` (ImageRecords) by the anchors of detector ``name`` on
+    ``backbone`` at ``input_size`` (None for the anchor-free FCOS)."""
+    anchors = detector_anchors(name, backbone, input_size, canonical, anchor_base)
+    if anchors is None:
+        return None
+    return anchor_coverage_of(input_boxes(records, input_size), anchors, f"{name} {backbone}", input_size)
+
+
 def config_coverage(cfg) -> Coverage | None:
     """:class:`Coverage` of a run's training split by its detector's anchors at its input size (None: FCOS).
 
@@ -86,10 +102,6 @@ def config_coverage(cfg) -> Coverage | None:
     """
     from mgdet.engine.builders import build_dataset
 
-    m = cfg.model
-    anchors = detector_anchors(m.name, m.backbone, cfg.data.input_size, m.canonical, m.anchor_base)
-    if anchors is None:
-        return None
+    m, size = cfg.model, cfg.data.input_size
     records = build_dataset(cfg.data, train=True).records
-    return anchor_coverage_of(input_boxes(records, cfg.data.input_size), anchors, f"{m.name} {m.backbone}",
-                              cfg.data.input_size)  # fmt: skip
+    return records_coverage(records, m.name, m.backbone, size, m.canonical, m.anchor_base)

@@ -239,7 +239,7 @@ def build_detector(
         outputs = {"cls_logits": num_classes, "box_deltas": 4, "centerness": 1}
         head = LevelHead(neck.out_channels, 1, outputs, head_width, head_depth)
         return Detector(config, bb, neck, head, None, strides, loss_cfg)
-    layout = anchor_lib.paper_layout(strides, float(opts.get("anchor_base", 24.0)))
+    layout = anchor_lib.paper_layout(strides, float(opts.get("anchor_base", anchor_lib.PAPER_ANCHOR_BASE)))
     outputs = {"cls_logits": num_classes, "box_deltas": 4}
     head = LevelHead(neck.out_channels, layout.num_anchors, outputs, head_width, head_depth)
     return Detector(config, bb, neck, head, layout, strides, loss_cfg)
