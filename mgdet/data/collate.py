@@ -48,7 +48,8 @@ class DetectionDataset(Dataset):
     ``(image [3,S,S], boxes [N,4] S-px, labels [N], meta)``.
 
     Ignored boxes (VOC difficult / COCO crowd) are never training targets; ``meta["gt"]`` keeps the full
-    original-pixel annotation (boxes, labels, ignore) for evaluation. With ``train=True`` the
+    original-pixel annotation (boxes, labels, ignore) for evaluation, ``meta["view"]`` is ``(index, flipped)``
+    (all a backbone feature cache needs to tell the views of the flip-only transform apart). With ``train=True`` the
     transform receives ``np.random.default_rng([seed, epoch, index])``; call ``set_epoch`` each epoch.
     """
 
@@ -75,10 +76,14 @@ class DetectionDataset(Dataset):
         h, w = image.shape[:2]
         keep = ~np.asarray(target["ignore"], bool)
         rng = self.sample_rng(index) if self.train else None
-        tensor, boxes, labels = self.transform(image, target["boxes"][keep], target["labels"][keep], rng=rng)
+        view: dict = {}
+        tensor, boxes, labels = self.transform(
+            image, target["boxes"][keep], target["labels"][keep], rng=rng, view=view
+        )  # fmt: skip
         size = tensor.shape[-2:]
         meta = {
             "image_id": int(target["image_id"]),
+            "view": (int(index), bool(view.get("flipped", False))),
             "orig_size": (h, w),
             "scale": (size[0] / h, size[1] / w),
             "gt": {"boxes": target["boxes"], "labels": target["labels"], "ignore": target["ignore"]},

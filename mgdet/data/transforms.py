@@ -153,14 +153,22 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 class EvalTransform:
-    """Resize to ``size x size``; boxes scaled into S-pixels. ``rng`` is accepted and unused."""
+    """Resize to ``size x size``; boxes scaled into S-pixels. ``rng`` is accepted and unused; ``view`` (a dict)
+    receives ``flipped=False``."""
 
     def __init__(self, size: int) -> None:
         self.size = int(size)
 
     def __call__(
-        self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator | None = None
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        rng: np.random.Generator | None = None,
+        view: dict | None = None,
     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        if view is not None:
+            view["flipped"] = False
         img, out, _ = resize(image.astype(np.float32) / 255.0, _empty_boxes(boxes), self.size)
         return to_tensor(img), out, np.asarray(labels, np.int64).reshape(-1)
 
@@ -170,7 +178,8 @@ class TrainTransform:
 
     Randomness comes only from the ``rng`` given to ``__call__`` (``DetectionDataset`` derives it from
     (seed, epoch, index)); without one, the transform's own Generator seeded by ``seed`` is used.
-    Boxes narrower or shorter than ``min_size`` S-pixels after resizing are dropped.
+    Boxes narrower or shorter than ``min_size`` S-pixels after resizing are dropped. A ``view`` dict given
+    to ``__call__`` receives ``flipped`` (whether the horizontal flip was applied).
     """
 
     def __init__(
@@ -196,7 +205,12 @@ class TrainTransform:
         self.rng = np.random.default_rng(seed)
 
     def __call__(
-        self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator | None = None
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        rng: np.random.Generator | None = None,
+        view: dict | None = None,
     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         rng = self.rng if rng is None else rng
         img = image.astype(np.float32) / 255.0  # [H, W, 3]
@@ -207,8 +221,11 @@ class TrainTransform:
         if self.max_expand > 1 and rng.random() < self.p_expand:
             img, b = expand(img, b, rng, self.max_expand, self.mean)
         img, b, lab = random_crop(img, b, lab, rng, self.crop_min_ious)
-        if rng.random() < self.p_flip:
+        flipped = bool(rng.random() < self.p_flip)
+        if flipped:
             img, b = hflip(img, b)
+        if view is not None:  # what a feature cache needs to know about this view (see DetectionDataset)
+            view["flipped"] = flipped
         img, b, _ = resize(img, b, self.size)
         keep = ((b[:, 2:] - b[:, :2]) >= self.min_size).all(1)
         return to_tensor(img), b[keep], lab[keep]

@@ -88,6 +88,9 @@ class TrainConfig:
     step_epochs: list[int] = field(default_factory=list)  # step schedule: lr x 0.1 at these epochs
     amp: bool | None = None  # null: on for CUDA, off for CPU
     channels_last: bool = False
+    # keep the backbone's outputs per training view in memory, up to this many MiB (0 = off); needs a fully
+    # frozen backbone (model.frozen_stages = all) and data.augment flip or none (mgdet.engine.feature_cache)
+    feature_cache_mb: int = 0
     ema: bool = False
     ema_decay: float = 0.9998
     grad_clip: float = 0.0  # max grad norm, 0 = off
@@ -232,6 +235,11 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (t.backbone_lr_mult >= 0, "train.backbone_lr_mult must be >= 0"),
         (t.static_warmup_iters >= 0, "train.static_warmup_iters must be >= 0"),
         (d.augment in AUGMENT_MODES, "data.augment must be true, false, ssd, flip or none"),
+        (t.feature_cache_mb >= 0, "train.feature_cache_mb must be >= 0"),
+        (
+            not t.feature_cache_mb or d.augment not in AUGMENT_MODES or augment_mode(d.augment) != "ssd",
+            "train.feature_cache_mb needs data.augment flip or none (the SSD augmentation makes every view new)",
+        ),
         (t.sigma > 1, "train.sigma must be > 1 (Eq. 1 of the paper)"),
         (0 <= t.neg_iou <= t.pos_iou <= 1, "need 0 <= train.neg_iou <= train.pos_iou <= 1"),
         (d.input_size >= 32 and d.input_size % 32 == 0, "data.input_size must be a multiple of 32 (>= 32)"),

@@ -37,7 +37,8 @@ from mgdet.engine.builders import (
     scan_images,
 )
 from mgdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from mgdet.engine.config import RunConfig, augment_mode, save_config
+from mgdet.engine.config import ConfigError, RunConfig, augment_mode, save_config
+from mgdet.engine.feature_cache import FeatureCache, backbone_is_frozen
 from mgdet.engine.inference import evaluate_model
 from mgdet.stats import SCORE_BINS, histogram_mean, histogram_median, score_histogram
 
@@ -190,6 +191,21 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
+def _feature_cache(cfg: RunConfig, det, distributed: bool) -> FeatureCache | None:
+    """The backbone feature cache of ``train.feature_cache_mb``, after checking it can be exact."""
+    mb = cfg.train.feature_cache_mb
+    if not mb:
+        return None
+    if distributed:
+        raise ConfigError("train.feature_cache_mb works in a single process only; set it to 0 under torchrun")
+    if not backbone_is_frozen(det):
+        raise ConfigError(
+            f"train.feature_cache_mb needs the whole backbone frozen: set model.frozen_stages: 5 "
+            f"(now {cfg.model.frozen_stages}) or train.feature_cache_mb: 0"
+        )
+    return FeatureCache(mb * 2**20)
+
+
 def _tensorboard(output_dir: Path, enabled: bool):
     if not enabled:
         return None
@@ -256,6 +272,7 @@ def train(
     mkw = model_kwargs(cfg, len(class_names))
     det = build_detector(**mkw, pretrained=cfg.model.pretrained).to(device)
     freeze_backbone_stages(det, cfg.model.backbone, cfg.model.frozen_stages)
+    cache = _feature_cache(cfg, det, info.enabled)
     model: torch.nn.Module = (
         DDP(det, device_ids=[device.index] if device.type == "cuda" else None) if info.enabled else det
     )
@@ -329,7 +346,11 @@ def train(
                 for g in opt.param_groups:
                     g["lr"] = lr * g.get("lr_mult", 1.0)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    out = model(batch.images)
+                    if cache is None:
+                        out = model(batch.images)
+                    else:  # single process only: the same neck + head as model(batch.images)
+                        feats = cache.features(det, batch.images, [m["view"] for m in batch.metas])
+                        out = det.forward_features(feats, tuple(batch.images.shape[-2:]))
                 strategy = "iou" if it < t.static_warmup_iters else t.strategy  # warm-up: not in the paper
                 losses = det.loss(out, batch.gt_boxes, batch.gt_labels, strategy)
                 loss = losses["loss"]
@@ -409,6 +430,8 @@ def train(
             finished = True
         finished = finished or bool(t.max_iters and it >= t.max_iters)
 
+    if cache is not None and progress:
+        print(cache.summary())
     if finished and evaluate_at_end and info.is_main and not result.interrupted:
         metrics = evaluate_model(ema.module if ema else det, val_base, cfg.eval, device, progress=progress).metrics
         result.final_metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}

@@ -93,12 +93,22 @@ class Detector(nn.Module):
 
     # ----------------------------------------------------------------------------------------- forward
     def forward(self, images: Tensor) -> dict[str, Tensor]:
+        hw = (int(images.shape[-2]), int(images.shape[-1]))
+        return self.forward_features(self.backbone_features(images), hw)
+
+    def backbone_features(self, images: Tensor) -> list[Tensor]:
+        """``images [B, 3, H, W]`` RGB in [0, 1] -> the backbone's feature maps (the neck's input)."""
         x = (images - self.mean) / self.std  # [B, 3, H, W] ImageNet-normalized
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        levels = self.neck(self.backbone(x))
+        return list(self.backbone(x))
+
+    def forward_features(self, features: list[Tensor], hw: tuple[int, int]) -> dict[str, Tensor]:
+        """Neck and head on precomputed backbone ``features`` of ``hw``-sized inputs (see ``forward``)."""
+        if self.channels_last:
+            features = [f.contiguous(memory_format=torch.channels_last) for f in features]
+        levels = self.neck(features)
         sizes = [(int(f.shape[-2]), int(f.shape[-1])) for f in levels]
-        hw = (int(images.shape[-2]), int(images.shape[-1]))
         if sizes != self.feature_sizes or hw != self.input_hw:
             self._set_anchors(sizes, hw)
         out = self.head(levels)

@@ -1,0 +1,154 @@
+"""The backbone feature cache (train.feature_cache_mb): same features, same training, bounded memory."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+
+from mgdet.data import DetectionDataset
+from mgdet.data.transforms import EvalTransform, build_train_transform
+from mgdet.engine.builders import build_dataset, freeze_backbone_stages
+from mgdet.engine.config import ConfigError, from_dict
+from mgdet.engine.feature_cache import FeatureCache, backbone_is_frozen
+from mgdet.engine.train import train
+from mgdet.models import build_detector
+
+
+def _frozen_detector(stages: int = 5):
+    torch.manual_seed(0)
+    det = build_detector("retinanet", "mobilenet_v2", 3, 64, neck_width=16, head_width=16)
+    freeze_backbone_stages(det, "mobilenet_v2", stages)
+    det.train()
+    for m in det.modules():
+        if getattr(m, "mgdet_frozen", False):
+            m.eval()
+    return det
+
+
+def test_forward_is_backbone_then_forward_features():
+    det = _frozen_detector()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = det(x)
+        split = det.forward_features(det.backbone_features(x), (64, 64))
+    assert whole.keys() == split.keys()
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+
+
+def test_cache_serves_the_same_features_and_counts():
+    det = _frozen_detector()
+    gen = torch.Generator().manual_seed(2)
+    imgs = torch.rand(4, 3, 64, 64, generator=gen)
+    cache = FeatureCache(max_bytes=2**30)
+    first = cache.features(det, imgs[:2], [(0, False), (1, False)])
+    assert (cache.hits, cache.misses, len(cache)) == (0, 2, 2)
+    # a batch mixing two cached views (in another order) and two new ones
+    batch = torch.stack([imgs[1], imgs[2], imgs[0], imgs[3]])
+    got = cache.features(det, batch, [(1, False), (2, False), (0, False), (2, True)])
+    assert (cache.hits, cache.misses, len(cache)) == (2, 4, 4)
+    with torch.no_grad():
+        ref = det.backbone_features(batch)
+    for level, (g, r) in enumerate(zip(got, ref)):
+        assert g.shape == r.shape
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-5)
+        assert torch.equal(g[0], first[level][1]) and torch.equal(g[2], first[level][0])  # served, not recomputed
+    per_view = sum(t[0].numel() * 4 for t in first)
+    assert cache.bytes == 4 * per_view
+
+
+def test_cache_budget_and_flip_views():
+    det = _frozen_detector()
+    img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    probe = FeatureCache(max_bytes=2**30)
+    probe.features(det, img, [(0, False)])
+    one_view = probe.bytes
+    cache = FeatureCache(max_bytes=one_view)  # room for exactly one view
+    cache.features(det, torch.cat([img, img.flip(-1)]), [(0, False), (0, True)])
+    assert len(cache) == 1 and cache.bytes == one_view
+    cache.features(det, img.flip(-1), [(0, True)])  # did not fit: computed again, not served
+    assert (cache.hits, cache.misses) == (0, 3)
+    cache.features(det, img, [(0, False)])
+    assert (cache.hits, cache.misses) == (1, 3)
+    assert "1 views" in cache.summary() and "25%" in cache.summary()
+    with pytest.raises(ValueError, match="2 views for a batch of 1"):
+        cache.features(det, img, [(0, False), (1, False)])
+
+
+def test_backbone_is_frozen():
+    assert backbone_is_frozen(_frozen_detector(5))
+    assert not backbone_is_frozen(_frozen_detector(3))
+
+
+def test_dataset_reports_the_view(tiny_dataset):
+    """``meta["view"] = (index, flipped)`` says exactly which view the flip-only transform produced."""
+    base = build_dataset(from_dict(tiny_config(tiny_dataset, tiny_dataset / "unused")).data, train=True)
+    ds = DetectionDataset(base, build_train_transform(64, "flip"), train=True, seed=0)
+    resize_only = EvalTransform(64)
+    flips = []
+    for i in range(len(ds)):
+        img, boxes, _, meta = ds[i]
+        assert meta["view"][0] == i
+        flipped = meta["view"][1]
+        flips.append(flipped)
+        src, target = base[i]
+        src_boxes = target["boxes"][~np.asarray(target["ignore"], bool)]
+        if flipped:
+            w = src.shape[1]
+            src = src[:, ::-1]
+            src_boxes = np.stack([w - src_boxes[:, 2], src_boxes[:, 1], w - src_boxes[:, 0], src_boxes[:, 3]], 1)
+        ref, ref_boxes, _ = resize_only(src, src_boxes, np.zeros(len(src_boxes), np.int64))
+        assert torch.equal(img, ref)
+        np.testing.assert_allclose(boxes, ref_boxes, atol=1e-4)
+    assert any(flips) and not all(flips)
+    assert DetectionDataset(base, resize_only, train=False)[0][3]["view"] == (0, False)
+
+
+def _history(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_training_with_the_cache_takes_the_same_path(tiny_dataset, tmp_path, monkeypatch):
+    """Four epochs over the 16 training images (32 views): a good share of the samples is served from the
+    cache, and the losses and assignment statistics match the run without it."""
+    import mgdet.engine.train as train_module
+
+    made: list[FeatureCache] = []
+
+    class Recorded(FeatureCache):
+        def __init__(self, max_bytes: int) -> None:
+            super().__init__(max_bytes)
+            made.append(self)
+
+    monkeypatch.setattr(train_module, "FeatureCache", Recorded)
+    rows = {}
+    for mb in (0, 64):
+        data = tiny_config(tiny_dataset, tmp_path / f"c{mb}", epochs=4, eval_interval=0, strategy="iou",
+                           channels_last=True, feature_cache_mb=mb)  # fmt: skip
+        data["data"]["augment"] = "flip"
+        data["model"]["frozen_stages"] = 5
+        cfg = from_dict(data)
+        train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+        rows[mb] = _history(tmp_path / f"c{mb}" / "history.csv")
+    assert len(rows[0]) == len(rows[64]) == 4
+    assert len(made) == 1 and made[0].hits + made[0].misses == 64 and made[0].hits >= 16
+    assert made[0].misses == len(made[0]) <= 32  # every view computed once, then served
+    for a, b in zip(rows[0], rows[64]):
+        for key in ("loss", "loss_cls", "loss_reg", "pos_cls_per_gt", "pos_score_median"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-6), key
+
+
+def test_cache_config_errors(tiny_dataset, tmp_path):
+    base = tiny_config(tiny_dataset, tmp_path / "r", epochs=1, max_iters=1, eval_interval=0, feature_cache_mb=64)
+    with pytest.raises(ConfigError, match="data.augment flip or none"):
+        from_dict({**base, "data": {**base["data"], "augment": "ssd"}})
+    with pytest.raises(ConfigError, match="feature_cache_mb must be >= 0"):
+        from_dict({**base, "train": {**base["train"], "feature_cache_mb": -1}})
+    cfg = from_dict({**base, "data": {**base["data"], "augment": "flip"}})
+    cfg.model.frozen_stages = 3
+    with pytest.raises(ConfigError, match=r"whole backbone frozen: set model.frozen_stages: 5 \(now 3\)"):
+        train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
