@@ -5,11 +5,15 @@ in label assignment. Prints a markdown table.
     .venv/bin/python benchmarks/model_speed.py --models recipe:retinanet_mbv2 --batch 16   # the CPU benchmark
 
 ``recipe:<detector>`` is the model of the shipped CPU benchmark recipe exactly as ``mgdet reproduce`` trains
-it (its input size, width, head depth and frozen backbone stages); ``recipe-frozen3:<detector>`` the same
-with only the first 3 backbone stages frozen (as the previous recipe did); ``--size`` is ignored for both.
+it (its input size, width, head depth and frozen backbone stages) without its backbone feature cache;
+``recipe-cached:<detector>`` the same step once every view is in the cache (``train.feature_cache_mb``: the
+backbone's output is looked up, not computed: the steady state of a run); ``recipe-frozen3:<detector>``
+the model with only the first 3 backbone stages frozen (as the first 256 px recipe did); ``--size`` is
+ignored for all three.
 The "vs first" column is each row's training speed over the first row's, measured in the same run:
 
-    .venv/bin/python benchmarks/model_speed.py --models recipe-frozen3:retinanet_mbv2 recipe:retinanet_mbv2 --batch 16
+    .venv/bin/python benchmarks/model_speed.py --models recipe-frozen3:retinanet_mbv2 recipe:retinanet_mbv2 \
+        recipe-cached:retinanet_mbv2 --batch 16 --channels-last on
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 import mgdet.models.detector as det_module
 from mgdet.demo.runner import machine_description
 from mgdet.engine.builders import freeze_backbone_stages, keep_frozen_bn_eval
+from mgdet.engine.feature_cache import FeatureCache
 from mgdet.models import build_detector
 
 #: named presets: "light" is the MobileNetV2 model of the shipped CPU benchmark
@@ -37,7 +42,7 @@ DEFAULT_MODELS = ["retinanet:resnet18", "fssd:resnet18", "light"]
 def parse_model(spec: str) -> tuple[str, str, str, dict[str, Any]]:
     """``"light"`` / ``"canonical"``, ``"recipe:<detector>"`` or ``"name:backbone"`` -> (label, name, backbone,
     opts); recipe opts carry ``input_size`` and ``frozen_stages`` too."""
-    if spec.startswith(("recipe:", "recipe-frozen3:")):
+    if spec.startswith(("recipe:", "recipe-frozen3:", "recipe-cached:")):
         from mgdet.demo.recipe import grid_config
         from mgdet.engine.builders import model_kwargs
 
@@ -50,6 +55,7 @@ def parse_model(spec: str) -> tuple[str, str, str, dict[str, Any]]:
         kw.pop("num_classes")
         kw.pop("channels_last")
         kw["frozen_stages"] = cfg.model.frozen_stages
+        kw["cached"] = kind == "recipe-cached"
         return f"{name}-{backbone} ({kind}, {kw['input_size']} px, frozen {kw['frozen_stages']})", name, backbone, kw
     if spec in PRESETS:
         name, backbone, opts = PRESETS[spec]
@@ -88,12 +94,20 @@ def bench(spec: str, channels_last: bool, args: argparse.Namespace) -> dict[str,
     opts = dict(opts)
     size = int(opts.pop("input_size", args.size))
     frozen = int(opts.pop("frozen_stages", 0))
+    cached = bool(opts.pop("cached", False))
     torch.manual_seed(0)
     model = build_detector(name, backbone, args.num_classes, input_size=size, channels_last=channels_last, **opts)
     freeze_backbone_stages(model, backbone, frozen)
     gen = torch.Generator().manual_seed(0)
     images, boxes, labels = synthetic_batch(args.batch, size, args.num_classes, gen)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+    views = [(i, False) for i in range(args.batch)]
+    cache = FeatureCache(2**40)
+    if cached:  # every view already cached: the backbone is looked up, never run
+        cache.features(model, images, views)
+
+    def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return model.forward_features(cache.features(model, x, views), (size, size)) if cached else model(x)
 
     timer_name = "assign_fcos" if name == "fcos" else "assign"
     original = getattr(det_module, timer_name)
@@ -106,7 +120,7 @@ def bench(spec: str, channels_last: bool, args: argparse.Namespace) -> dict[str,
         for i in range(args.warmup + args.iters):
             timer.total = 0.0 if i == args.warmup else timer.total
             t = time.perf_counter()
-            out = model.loss(model(images), boxes, labels, args.strategy)
+            out = model.loss(forward(images), boxes, labels, args.strategy)
             opt.zero_grad(set_to_none=True)
             out["loss"].backward()
             opt.step()
