@@ -7,7 +7,14 @@ import shlex
 import sys
 import time
 
-from mgdet.demo.recipe import BENCHMARK_DETECTORS, DEFAULT_DATA, DEMO_EPOCHS, PAPER_DETECTORS, STRATEGY_ABBR
+from mgdet.demo.recipe import (
+    BENCHMARK_DETECTORS,
+    DEFAULT_DATA,
+    DEMO_EPOCHS,
+    PAPER_DETECTORS,
+    RECIPE_EPOCHS,
+    STRATEGY_ABBR,
+)
 
 DEMO_HELP = f"""Generate the CPU benchmark if it is missing (default ./mgdet_data/benchmark), train RetinaNet
 (frozen MobileNetV2 ImageNet backbone, light head, 256 px) twice with the same seed and the benchmark recipe
@@ -15,7 +22,7 @@ shortened to {DEMO_EPOCHS} epochs - static IoU anchor matching and Mutual Guidan
 validation split, print a table (AP, AP50, AP75, APs/m/l, misalignment rate, train time) and write a report
 folder (OUT/report: report.md, table.png, training curves, detections side by side). About a quarter of an
 hour on two free CPU cores (see the README for measured times). Finished runs in OUT/runs are reused, so an
-interrupted demo continues where it stopped. The full recipe (18 epochs) is what `mgdet reproduce` runs."""
+interrupted demo continues where it stopped. The full recipe ({RECIPE_EPOCHS} epochs) is what `mgdet reproduce` runs."""
 
 REPRODUCE_HELP = f"""The paper's Table 1 ablation: strategies x detectors x seeds, one training run each, resumable
 (a run with OUT/runs/<run>/metrics.json is skipped, one with only last.pth resumes from it; Ctrl-C stops
@@ -92,7 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="mgdet_runs/demo", help="output folder: runs/ and report/ (mgdet_runs/demo)")
     p.add_argument("--data", help=f"benchmark folder, generated if missing ({DEFAULT_DATA}; "
                    "--quick: OUT/benchmark_quick)")  # fmt: skip
-    p.add_argument("--epochs", type=int, help=f"training epochs of 1024 images (demo: {DEMO_EPOCHS}; recipe: 18)")
+    p.add_argument(
+        "--epochs", type=int, help=f"training epochs of 1024 images (demo: {DEMO_EPOCHS}; recipe: {RECIPE_EPOCHS})"
+    )
     p.add_argument("--size", type=int, help="input size in pixels, a multiple of 32 (recipe: 256)")
     p.add_argument("--seed", type=int, default=0, help="training seed, the same for both runs (0)")
     p.add_argument("--quick", action="store_true", help="a few iterations on a tiny benchmark (smoke test)")

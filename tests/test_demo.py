@@ -97,6 +97,12 @@ def test_reproduce_is_resumable(bench: Path, demo_out: tuple[Path, str]) -> None
     assert len(grid.records) == 2 and all(r.skipped for r in grid.records)
     assert sum("skipped" in s for s in log) == 2
 
+    # another recipe (here: one more epoch) never reuses these runs as its own
+    with pytest.raises(ConfigError, match=r"retinanet_mbv2_iou_s0 there was trained with another configuration "
+                                          r"\(train.epochs: 2 -> 3\); give --out a new folder"):  # fmt: skip
+        run_reproduce(**{**kwargs, "epochs": 3}, log=log.append)
+    assert (iou_dir / "metrics.json").read_text() == kept
+
 
 def _record(strategy: str, seed: int, ap: float, ap75: float) -> RunRecord:
     metrics = {"AP": ap, "AP50": ap + 0.2, "AP75": ap75, "APs": 0.1, "APm": 0.2, "APl": 0.3, "misalign": 0.05}

@@ -2,8 +2,10 @@
 
 Each run lives in ``OUT/runs/<detector>_<abbr>_s<seed>/`` (the normal ``mgdet train`` output folder). A run
 is *finished* when its ``metrics.json`` exists and is skipped; a run with a ``last.pth`` but no
-``metrics.json`` was interrupted and resumes from that checkpoint. Interrupting the grid (Ctrl-C) stops
-after the current run has written its checkpoint; the same command continues.
+``metrics.json`` was interrupted and resumes from that checkpoint. Either happens only when the folder's
+``config.yaml`` is the run's configuration: an older recipe's run is refused, never reported as this one.
+Interrupting the grid (Ctrl-C) stops after the current run has written its checkpoint; the same command
+continues.
 """
 
 from __future__ import annotations
@@ -118,6 +120,44 @@ def load_record(run_dir: Path) -> RunRecord | None:
     return record
 
 
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(config: RunConfig, run_dir: Path) -> list[str]:
+    """``key: stored -> now`` for every setting in which ``run_dir/config.yaml`` (what the run there was
+    trained with) differs from ``config``; ``output_dir`` is not compared (grid folders can move)."""
+    from mgdet.engine.config import load_config
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return []
+    stored = _flat(load_config(path).to_dict())
+    now = _flat(config.to_dict())
+    keys = [k for k in dict.fromkeys([*stored, *now]) if k != "output_dir"]
+    return [f"{k}: {stored.get(k)!r} -> {now.get(k)!r}" for k in keys if stored.get(k) != now.get(k)]
+
+
+def check_same_config(spec: RunSpec, run_dir: Path) -> None:
+    """Refuse to reuse or resume a run folder trained with another configuration (e.g. an older recipe):
+    its numbers would be reported as this recipe's."""
+    from mgdet.engine.config import ConfigError
+
+    diffs = config_differences(spec.config, run_dir)
+    if diffs:
+        shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+        raise ConfigError(
+            f"{run_dir}: run {spec.run_id} there was trained with another configuration ({shown}); "
+            f"give --out a new folder, or remove {run_dir} to train it again"
+        )
+
+
 def run_one(spec: RunSpec, progress: bool = True, tensorboard: bool = False) -> tuple[RunRecord | None, bool]:
     """Train + evaluate one run (resuming from its ``last.pth``); returns ``(record, interrupted)``."""
     from mgdet.engine.train import train
@@ -161,6 +201,7 @@ def run_grid(
     n = len(specs)
     for i, spec in enumerate(specs, 1):
         run_dir = Path(spec.config.output_dir)
+        check_same_config(spec, run_dir)
         done = load_record(run_dir)
         if done is not None:
             log(f"run {i}/{n}: {spec.run_id} finished earlier (AP {100 * done.metrics.get('AP', math.nan):.1f}), "
