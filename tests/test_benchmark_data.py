@@ -143,7 +143,9 @@ def test_skip_overwrite_and_foreign_files(tmp_path: Path) -> None:
     assert not info.skipped
     assert len(list((root / "JPEGImages").glob("*.jpg"))) == 3
     assert (root / "mine.txt").read_text() == "keep me"
-    rows = bm.generate_cli_summary(info)
+    from mgdet.cli.data import generate_summary
+
+    rows = generate_summary(info)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in rows)
 
 

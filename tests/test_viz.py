@@ -1,4 +1,4 @@
-"""Figures and assignment diagnostics (mgdet.viz, mgdet.cli_visualize): small deterministic cases."""
+"""Figures and assignment diagnostics (mgdet.viz, mgdet.cli.visualize): small deterministic cases."""
 
 from __future__ import annotations
 
@@ -346,7 +346,7 @@ def test_assignment_stats_hand_made() -> None:
 
 # -------------------------------------------------------------------------------------------- CLI
 def cli(argv: list[str]) -> int:
-    from mgdet.cli_visualize import register
+    from mgdet.cli.visualize import register
 
     parser = argparse.ArgumentParser(prog="mgdet")
     register(parser.add_subparsers(dest="verb"))
@@ -355,7 +355,7 @@ def cli(argv: list[str]) -> int:
 
 
 def test_cli_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
-    from mgdet.cli_visualize import register
+    from mgdet.cli.visualize import register
 
     parser = argparse.ArgumentParser(prog="mgdet")
     visualize = register(parser.add_subparsers(dest="verb"))

@@ -69,7 +69,6 @@ __all__ = [
     "benchmark_matches",
     "compose_image",
     "generate_benchmark",
-    "generate_cli_summary",
     "image_rng",
     "image_stem",
     "load_backgrounds",
@@ -864,30 +863,6 @@ def generate_benchmark(
     (root / "benchmark.json").write_text(json.dumps(meta, indent=2) + "\n")
     seconds = time.perf_counter() - start
     return BenchmarkInfo(root, seed, num_train, num_val, image_size, stats=stats, seconds=seconds)
-
-
-def generate_cli_summary(info: BenchmarkInfo) -> list[tuple[str, str]]:
-    """Rows ``(name, value)`` for the table that ``mgdet data generate`` prints at the end."""
-    rows: list[tuple[str, str]] = [
-        ("root", str(info.root)),
-        ("status", "already present (skipped)" if info.skipped else f"generated in {info.seconds:.1f} s"),
-        ("seed / image size", f"{info.seed} / {info.image_size} px"),
-        ("classes", f"{len(info.class_names)}: {', '.join(info.class_names)}"),
-    ]
-    for split in SPLITS:
-        st = info.stats.get(split)
-        if not st:
-            continue
-        rows.append(
-            (
-                split,
-                f"{st['images']} images, {st['objects']} objects, {st['empty_images']} empty, "
-                f"{st['overlapping_pairs_iou_0.1_0.5']} pairs IoU 0.1-0.5, "
-                f"{st['occluded_objects']} occluded, "
-                f"box side {st['box_side_min_frac']:.0%}-{st['box_side_max_frac']:.0%} of image",
-            )
-        )
-    return rows
 
 
 # --------------------------------------------------------------------------------------------------
