@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mgdet.evaluation.coco import coco_results
 from mgdet.postprocess import (
     PostProcessParams,
     batched_nms_np,
@@ -181,17 +182,6 @@ def detect_paths(
                 bar.update(1)
 
 
-def coco_results(image_id: int, file_name: str, det: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """One image's detections as COCO result entries: ``bbox`` xywh, ``category_id`` = label + 1 (as
-    :func:`mgdet.engine.evaluate.coco_results`), plus ``file_name`` for reference."""
-    xywh = np.concatenate([det["boxes"][:, :2], det["boxes"][:, 2:] - det["boxes"][:, :2]], axis=1)  # [N, 4]
-    return [
-        {"image_id": image_id, "file_name": file_name, "category_id": int(lb) + 1,
-         "bbox": [round(float(v), 2) for v in b], "score": round(float(s), 4)}
-        for b, s, lb in zip(xywh, det["scores"], det["labels"])
-    ]  # fmt: skip
-
-
 def write_detections(
     stream: Iterator[tuple[Path, np.ndarray, dict[str, np.ndarray]]],
     out: Path,
@@ -218,7 +208,7 @@ def write_detections(
                 for b, s, lb in zip(d["boxes"], d["scores"], d["labels"])
             ],
         })  # fmt: skip
-        coco.extend(coco_results(image_id, path.name, d))
+        coco.extend(coco_results([{**d, "image_id": image_id, "file_name": path.name}], decimals=(2, 4)))
         counts.append((path.name, int(keep.sum()), f"{float(d['scores'].max()) if len(d['scores']) else 0:.3f}"))
     (out / "detections.json").write_text(json.dumps(records, indent=1))
     (out / "detections_coco.json").write_text(json.dumps(coco))

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from mgdet.engine.checkpoint import load_detector
     from mgdet.engine.config import from_dict
     from mgdet.engine.inference import evaluate_model
-    from mgdet.viz.curves import save_eval_json
+    from mgdet.evaluation import save_eval_json
 
     device = torch_device(args.device)
     det, run_cfg = load_detector(args.checkpoint, map_location=device, use_ema=not args.no_ema)

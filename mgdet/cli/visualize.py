@@ -80,7 +80,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Losses, learning rate, AP/AP50/AP75, positives and ignored anchors per GT, cls/reg "
         "disagreement and misalignment rate per epoch, from RUN_DIR/history.csv -> <out>/training_curves.png. "
         "With --eval-json: per-class AP bars (<out>/per_class_ap.png) and, when the json holds the precision "
-        "array (mgdet.viz.curves.save_eval_json), per-class PR curves at IoU 0.5 and 0.75 (<out>/pr_curves.png).",
+        "array (mgdet eval's metrics.json, mgdet.evaluation.save_eval_json), per-class PR curves at IoU 0.5 "
+        "and 0.75 (<out>/pr_curves.png).",
         formatter_class=fmt,
     )
     c.add_argument("run_dir", metavar="RUN_DIR", help="training run folder containing history.csv")
@@ -221,9 +222,9 @@ def _network_input(image: Any, size: int) -> Any:
 
 
 def _curves(args: argparse.Namespace) -> int:
+    from mgdet.evaluation import load_eval_json
     from mgdet.viz.common import save_figure
     from mgdet.viz.curves import (
-        load_eval_json,
         plot_per_class_ap,
         plot_pr_curves,
         plot_training_curves,

@@ -55,6 +55,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mgdet.boxes_np import pairwise_iou
+
 __all__ = [
     "BACKGROUND_SOURCES",
     "CLASS_NAMES",
@@ -532,15 +534,6 @@ def render_sample(seed: int = 0, index: int = 0, split: str = "train", image_siz
 # --------------------------------------------------------------------------------------------------
 # Statistics of the hard cases
 # --------------------------------------------------------------------------------------------------
-def _pairwise_iou(boxes: np.ndarray) -> np.ndarray:
-    """IoU of every pair of ``[N, 4]`` xyxy boxes: ``[N, N]``."""
-    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    return inter / (area[:, None] + area[None, :] - inter)
-
-
 def sample_statistics(samples: Sequence[Sample], image_size: int) -> dict:
     """Counts of the hard cases over rendered samples (the ``stats`` block of ``benchmark.json``).
 
@@ -555,7 +548,7 @@ def sample_statistics(samples: Sequence[Sample], image_size: int) -> dict:
         if not len(x):
             continue
         per_class += np.bincount(x.labels, minlength=len(CLASS_NAMES))
-        iou = _pairwise_iou(x.boxes.astype(np.float64))[np.triu_indices(len(x), 1)]
+        iou = pairwise_iou(x.boxes, x.boxes)[np.triu_indices(len(x), 1)]
         pairs_mid += int(np.count_nonzero((iou >= 0.1) & (iou <= 0.5)))
         pairs_any += int(np.count_nonzero(iou > 0))
         occluded += int(np.count_nonzero(x.occlusion > 0.05))

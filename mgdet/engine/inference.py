@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from mgdet.data import CocoDataset, DetectionDataset, EvalTransform, collate_detections, read_image
 from mgdet.engine.config import EvalConfig
-from mgdet.engine.evaluate import EvalResult, evaluate, misalignment_rate
+from mgdet.evaluation import EvalResult, evaluate, misalignment_rate
 
 #: Detections below this score are not counted by the misalignment rate.
 MISALIGN_SCORE = 0.05

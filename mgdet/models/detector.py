@@ -15,6 +15,7 @@ from mgdet import anchors as anchor_lib
 from mgdet.assign import Assignment, assign
 from mgdet.assign_fcos import assign_fcos, level_ranges
 from mgdet.boxes import clip_boxes, decode
+from mgdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from mgdet.losses import LossConfig, detection_loss
 from mgdet.models.backbones import build_backbone
 from mgdet.models.fcos import decode_ltrb, fcos_loss, generate_points
@@ -26,8 +27,6 @@ from mgdet.postprocess import PAPER_POSTPROCESS
 from mgdet.stats import positive_class_scores
 
 DETECTORS = ("fssd", "retinanet", "rfbnet", "fcos")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Detector(nn.Module):
