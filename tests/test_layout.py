@@ -123,3 +123,13 @@ def test_help_does_not_import_torch() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "usage: mgdet" in proc.stdout
     assert proc.stdout.strip().endswith("NO-TORCH")
+
+
+def test_test_files_mirror_the_package_with_unique_names() -> None:
+    """tests/<area>/test_*.py without __init__.py: pytest's default import mode needs unique basenames."""
+    tests = Path(__file__).resolve().parent
+    files = sorted(tests.rglob("test_*.py"))
+    names = [p.name for p in files]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert not list(tests.rglob("__init__.py"))
+    assert {p.parent.name for p in files} >= {"assign", "cli", "data", "engine", "evaluation", "models"}

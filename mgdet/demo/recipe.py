@@ -1,7 +1,7 @@
 """The CPU recipe for the shipped benchmark, and how grid runs get their configurations.
 
 The recipe is plain data (:func:`benchmark_recipe`); ``configs/benchmark/*.yaml`` are the same values
-written out (:func:`write_benchmark_configs`, checked by ``tests/test_demo.py``). Every strategy of one
+written out (:func:`write_benchmark_configs`, checked by ``tests/demo/test_demo.py``). Every strategy of one
 detector gets exactly the same recipe: only ``train.strategy`` differs, so comparisons are fair.
 Torch-free at import (the command line's help texts read its names); :mod:`mgdet.engine.config` is imported
 where a configuration is built.
