@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mgdet.deploy import OnnxDetector, PostProcessParams, TorchDetector, postprocess
+from mgdet.deploy import OnnxDetector, TorchDetector
 from mgdet.export import ScoresAndBoxes, export_onnx
 from mgdet.models import build_detector
+from mgdet.postprocess import PostProcessParams, postprocess
 
 #: model presets: (label, name, backbone, options)
 MODELS: dict[str, tuple[str, str, str, dict[str, Any]]] = {

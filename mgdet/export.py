@@ -14,7 +14,7 @@ score threshold and per-class box cap are applied per class before suppression (
 all (anchor, class) pairs first), its IoU test and tie order are runtime-defined, and a class-aware
 top-k + cap after it needs several more data-dependent ops (TopK, GatherND, Concat) whose output shapes
 vary per image. Instead the file stops at dense scores/boxes and every backend shares one documented
-numpy post-step, :func:`mgdet.deploy.postprocess` (threshold, per-image top-k, exact class-aware NMS
+numpy post-step, :func:`mgdet.postprocess.postprocess` (threshold, per-image top-k, exact class-aware NMS
 equal to :func:`mgdet.nms.batched_nms`, ``max_det``, rescale). The graph stays a plain static-shape
 convolutional network that any ONNX runtime optimizes well, and ONNX and PyTorch give the same kept set.
 
@@ -41,8 +41,7 @@ import torch
 from torch import Tensor, nn
 
 import mgdet
-from mgdet.boxes import clip_boxes
-from mgdet.deploy import PostProcessParams
+from mgdet.postprocess import PostProcessParams
 
 #: ONNX opset written by default (supported by onnxruntime >= 1.14).
 DEFAULT_OPSET = 17
@@ -57,8 +56,8 @@ OUTPUTS_DOC = (
 class ScoresAndBoxes(nn.Module):
     """A detector plus its dense decoding: ``images [B, 3, H, W]`` -> ``(scores [B, A, C], boxes [B, A, 4])``.
 
-    Exactly the part of :meth:`Detector.predict` before its top-k, so the ONNX graph and the torch backend
-    of :mod:`mgdet.deploy` compute the same tensors.
+    ``detector(images)`` then :meth:`Detector.dense_predictions`, the part of :meth:`Detector.predict` before
+    its top-k, so the ONNX graph and the torch backend of :mod:`mgdet.deploy` compute the same tensors.
     """
 
     def __init__(self, detector: nn.Module) -> None:
@@ -66,14 +65,7 @@ class ScoresAndBoxes(nn.Module):
         self.detector = detector
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        det = self.detector
-        out = det(images)
-        scores = out["cls_logits"].float().sigmoid()  # [B, A, C]
-        if det.is_fcos:
-            scores = (scores * out["centerness"].float().sigmoid()[..., None]).sqrt()
-        h, w = det.input_hw  # set by the forward above (python ints: constants in the graph)
-        boxes = clip_boxes(det.decode_boxes(out["box_deltas"].float()), h, w)  # [B, A, 4]
-        return scores, boxes
+        return self.detector.dense_predictions(self.detector(images))  # [B, A, C], [B, A, 4]
 
 
 def _hw(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:

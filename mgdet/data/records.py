@@ -201,7 +201,7 @@ class RecordDataset(torch.utils.data.Dataset):
         return self.records[index].target()
 
     def coco_gt(self) -> list[dict]:
-        """Per-image GT for ``mgdet.engine.evaluate``: image_id, boxes, labels, ignore, height, width."""
+        """Per-image GT for ``mgdet.evaluation``: image_id, boxes, labels, ignore, height, width."""
         return [
             {
                 "image_id": r.image_id,

@@ -7,21 +7,21 @@
 * :mod:`~mgdet.demo.pipeline` - :func:`run_demo`, :func:`run_reproduce`.
 """
 
-from mgdet.demo.pipeline import DemoResult, ensure_benchmark, run_demo, run_reproduce
-from mgdet.demo.recipe import benchmark_recipe, grid_config, write_benchmark_configs
-from mgdet.demo.runner import GridResult, RunRecord, RunSpec, run_grid, summarize
+from typing import Any
 
-__all__ = [
-    "DemoResult",
-    "GridResult",
-    "RunRecord",
-    "RunSpec",
-    "benchmark_recipe",
-    "ensure_benchmark",
-    "grid_config",
-    "run_demo",
-    "run_grid",
-    "run_reproduce",
-    "summarize",
-    "write_benchmark_configs",
-]
+#: Public names and the submodule each is imported from on first use (``mgdet.demo.recipe`` must stay
+#: importable without torch for the command line's help texts).
+_EXPORTS = {
+    "DemoResult": "pipeline", "ensure_benchmark": "pipeline", "run_demo": "pipeline", "run_reproduce": "pipeline",
+    "benchmark_recipe": "recipe", "grid_config": "recipe", "write_benchmark_configs": "recipe",
+    "GridResult": "runner", "RunRecord": "runner", "RunSpec": "runner", "run_grid": "runner", "summarize": "runner",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mgdet.demo' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"mgdet.demo.{_EXPORTS[name]}"), name)

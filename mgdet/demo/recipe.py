@@ -1,18 +1,21 @@
 """The CPU recipe for the shipped benchmark, and how grid runs get their configurations.
 
 The recipe is plain data (:func:`benchmark_recipe`); ``configs/benchmark/*.yaml`` are the same values
-written out (:func:`write_benchmark_configs`, checked by ``tests/test_demo.py``). Every strategy of one
+written out (:func:`write_benchmark_configs`, checked by ``tests/demo/test_demo.py``). Every strategy of one
 detector gets exactly the same recipe: only ``train.strategy`` differs, so comparisons are fair.
+Torch-free at import (the command line's help texts read its names); :mod:`mgdet.engine.config` is imported
+where a configuration is built.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mgdet.engine.config import ConfigError, RunConfig, apply_overrides, from_dict
+if TYPE_CHECKING:
+    from mgdet.engine.config import RunConfig
 
 #: Short names used in file and run names, in the order of Table 1 of the paper.
 STRATEGY_ABBR: dict[str, str] = {
@@ -55,6 +58,8 @@ DEMO_EPOCHS = 4
 
 def parse_strategy(name: str) -> str:
     """Full strategy name from a full or short name (``mg`` -> ``mutual_guidance``)."""
+    from mgdet.engine.config import ConfigError
+
     for full, abbr in STRATEGY_ABBR.items():
         if name in (full, abbr):
             return full
@@ -81,6 +86,8 @@ def benchmark_recipe(
     backbone's outputs are cached per view (``train.feature_cache_mb``: at most 3 GiB, about 2.2 GiB for the
     4000 views of the benchmark), which halves the cost of a step once the cache is warm.
     """
+    from mgdet.engine.config import ConfigError
+
     name, _, backbone = detector.partition("_")
     if backbone != "mbv2" or name not in ("retinanet", "fssd"):
         raise ConfigError(f"no built-in CPU recipe for {detector!r} (built in: {', '.join(BENCHMARK_DETECTORS)}); "
@@ -124,6 +131,8 @@ def grid_config(
 
     ``seed``, ``output_dir`` and ``train.strategy`` always win; ``data_root``/``epochs`` when given.
     """
+    from mgdet.engine.config import ConfigError, apply_overrides, from_dict
+
     strategy = parse_strategy(strategy)
     if config_dir is not None:
         path = Path(config_dir) / f"{detector}_{STRATEGY_ABBR[strategy]}.yaml"

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from mgdet.demo.recipe import DETECTOR_TITLES, STRATEGY_ABBR, STRATEGY_TITLES
 from mgdet.demo.runner import RunRecord, deltas, summarize
 from mgdet.engine.table import format_table
+from mgdet.evaluation.result import json_safe
 
 #: Columns of the demo table: (header, metric key, scale).
 DEMO_COLUMNS: tuple[tuple[str, str, float], ...] = (
@@ -357,17 +358,6 @@ def assignment_rows(records: Sequence[RunRecord]) -> list[list[Any]]:
     return out
 
 
-def _json_safe(x: Any) -> Any:
-    """NaN / inf -> None, recursively (strict JSON)."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_json_safe(v) for v in x]
-    return x
-
-
 NOTES_MARKER = "<!-- notes: everything from this line on is kept when mgdet reproduce rewrites this file -->"
 
 
@@ -397,7 +387,7 @@ def write_grid_results(
     payload = {"info": dict(info), "summary": summary, "deltas": deltas(records),
                "runs": [r.to_dict() for r in records], **dict(extra or {})}  # fmt: skip
     files = {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
-    files["json"].write_text(json.dumps(_json_safe(payload), indent=1, default=str), encoding="utf-8")
+    files["json"].write_text(json.dumps(json_safe(payload), indent=1, default=str), encoding="utf-8")
     chart = None
     if summary:
         files["png"] = _save(plot_bars(summary), out / f"{stem}.png")

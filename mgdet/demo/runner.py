@@ -23,7 +23,7 @@ from typing import Any
 from mgdet.demo.recipe import STRATEGY_ABBR
 from mgdet.engine.config import RunConfig
 
-#: Metrics kept per run and summarised over seeds (fractions, as :func:`mgdet.engine.evaluate.evaluate`).
+#: Metrics kept per run and summarised over seeds (fractions, as :func:`mgdet.evaluation.evaluate`).
 METRIC_KEYS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "misalign")
 METRICS_FILE = "metrics.json"
 

@@ -20,6 +20,7 @@ import yaml
 from mgdet.anchors import PAPER_ANCHOR_BASE
 from mgdet.assign import STRATEGIES
 from mgdet.losses import LossConfig
+from mgdet.postprocess import PAPER_POSTPROCESS
 
 
 class ConfigError(ValueError):
@@ -105,12 +106,12 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Inference settings used by evaluation and detection (the paper's values)."""
+    """Inference settings used by evaluation and detection (the paper's values, :data:`PAPER_POSTPROCESS`)."""
 
-    score_thresh: float = 0.005
-    nms_iou: float = 0.5
-    max_det: int = 300
-    pre_nms_topk: int = 1000
+    score_thresh: float = PAPER_POSTPROCESS.score_thresh
+    nms_iou: float = PAPER_POSTPROCESS.nms_iou
+    max_det: int = PAPER_POSTPROCESS.max_det
+    pre_nms_topk: int = PAPER_POSTPROCESS.pre_nms_topk
     batch_size: int = 16
 
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from mgdet.data import CocoDataset, DetectionDataset, EvalTransform, collate_detections, read_image
 from mgdet.engine.config import EvalConfig
-from mgdet.engine.evaluate import EvalResult, evaluate, misalignment_rate
+from mgdet.evaluation import EvalResult, evaluate, misalignment_rate
 
 #: Detections below this score are not counted by the misalignment rate.
 MISALIGN_SCORE = 0.05
@@ -50,7 +50,7 @@ def run_dataset(
     for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
         out = det(batch.images.to(device))
         kept = det.predict(out, ecfg.score_thresh, ecfg.nms_iou, ecfg.max_det, ecfg.pre_nms_topk)
-        raw = det.predict(out, MISALIGN_SCORE, 1.01, ecfg.pre_nms_topk, ecfg.pre_nms_topk) if with_pre_nms else None
+        raw = det.candidates(out, MISALIGN_SCORE, ecfg.pre_nms_topk) if with_pre_nms else None
         for i, meta in enumerate(batch.metas):
             dets.append(_to_original(kept[i], meta["scale"], meta["image_id"]))
             if raw is not None:

@@ -40,7 +40,7 @@ from mgdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint,
 from mgdet.engine.config import ConfigError, RunConfig, augment_mode, save_config
 from mgdet.engine.feature_cache import FeatureCache, backbone_is_frozen
 from mgdet.engine.inference import evaluate_model
-from mgdet.stats import SCORE_BINS, histogram_mean, histogram_median, score_histogram
+from mgdet.stats import SCORE_BINS, assignment_stats, epoch_means, histogram_mean, histogram_median, score_histogram
 
 HISTORY_COLUMNS = [
     "epoch", "iter", "lr", "loss", "loss_cls", "loss_reg", "pos_cls_per_gt", "pos_reg_per_gt", "ign_per_gt",
@@ -403,8 +403,7 @@ def train(
                 if info.is_main:
                     print(f"interrupted: checkpoint written to {out_dir / 'last.pth'}; continue with --resume")
                 break
-            good = max(epoch_iter - skipped, 1)
-            row: dict[str, Any] = {k: v / good for k, v in sums.items()}
+            row: dict[str, Any] = epoch_means(sums, epoch_iter - skipped)  # mean over the finite steps
             row.update(pos_score_median=histogram_median(hist), pos_score_mean=histogram_mean(hist))
             row.update(epoch=epoch + 1, iter=it, lr=lr_at(max(it - 1, 0), total_iters, iters_per_epoch, t),
                        skipped_steps=skipped, epoch_time_s=round(time.perf_counter() - t0, 2))  # fmt: skip
@@ -450,16 +449,10 @@ def train(
 
 
 def _step_stats(det: torch.nn.Module, losses: dict[str, torch.Tensor], gt_labels: torch.Tensor) -> dict[str, float]:
-    """Loss parts and assignment diagnostics of one step, as Python floats."""
-    num_gt = max(int((gt_labels >= 0).sum()), 1)
-    a = det.last_assignment
-    ignored = int((a.cls_gt == -2).sum()) if a is not None else 0
+    """Loss parts and assignment statistics (:func:`mgdet.stats.assignment_stats`) of one step, as Python floats."""
     return {
         "loss": float(losses["loss"].detach()),
         "loss_cls": float(losses["loss_cls"].detach()),
         "loss_reg": float(losses["loss_reg"].detach()),
-        "pos_cls_per_gt": float(losses["num_cls_pos"]) / num_gt,
-        "pos_reg_per_gt": float(losses["num_reg_pos"]) / num_gt,
-        "ign_per_gt": ignored / num_gt,
-        "disagree": float(losses["disagree"]),
+        **assignment_stats(det.last_assignment, gt_labels),
     }

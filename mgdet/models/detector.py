@@ -15,6 +15,7 @@ from mgdet import anchors as anchor_lib
 from mgdet.assign import Assignment, assign
 from mgdet.assign_fcos import assign_fcos, level_ranges
 from mgdet.boxes import clip_boxes, decode
+from mgdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from mgdet.losses import LossConfig, detection_loss
 from mgdet.models.backbones import build_backbone
 from mgdet.models.fcos import decode_ltrb, fcos_loss, generate_points
@@ -22,11 +23,10 @@ from mgdet.models.heads import LevelHead, SharedTowerHead
 from mgdet.models.necks import AuthorsFPNNeck, FSSDNeck, RetinaFPN, RFBNeck
 from mgdet.models.pretrained import load_pretrained
 from mgdet.nms import batched_nms
+from mgdet.postprocess import PAPER_POSTPROCESS
 from mgdet.stats import positive_class_scores
 
 DETECTORS = ("fssd", "retinanet", "rfbnet", "fcos")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Detector(nn.Module):
@@ -154,33 +154,52 @@ class Detector(nn.Module):
         return {"loss": total, **out, "disagree": a.disagreement().detach(), "pos_scores": pos_scores}
 
     # --------------------------------------------------------------------------------------- inference
+    def dense_predictions(self, outputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Head outputs -> (scores ``[B, A, C]``, boxes ``[B, A, 4]``): sigmoid class scores (FCOS:
+        ``sqrt(sigmoid(cls) * sigmoid(centerness))``) and decoded xyxy boxes in input pixels, clipped.
+
+        Everything inference does before its top-k; the ONNX graph (:mod:`mgdet.export`) ends here.
+        """
+        scores = outputs["cls_logits"].float().sigmoid()  # [B, A, C]
+        if self.is_fcos:
+            scores = (scores * outputs["centerness"].float().sigmoid()[..., None]).sqrt()
+        h, w = self.input_hw  # set by the forward that produced ``outputs`` (python ints: graph constants)
+        boxes = clip_boxes(self.decode_boxes(outputs["box_deltas"].float()), h, w)  # [B, A, 4]
+        return scores, boxes
+
+    @torch.no_grad()
+    def candidates(
+        self,
+        outputs: dict[str, Tensor],
+        score_thresh: float = PAPER_POSTPROCESS.score_thresh,
+        pre_nms_topk: int = PAPER_POSTPROCESS.pre_nms_topk,
+    ) -> list[dict[str, Tensor]]:
+        """Pre-NMS detections: per image the top ``pre_nms_topk`` (anchor, class) pairs scoring above
+        ``score_thresh``, score-descending: ``boxes [K, 4]``, ``scores [K]``, ``labels [K]``."""
+        scores, boxes = self.dense_predictions(outputs)  # [B, A, C], [B, A, 4]
+        b, a, c = scores.shape
+        top_s, top_i = scores.reshape(b, -1).topk(min(pre_nms_topk, a * c), dim=1)  # [B, k]
+        anchor_i, labels = top_i // c, top_i % c
+        top_boxes = boxes.gather(1, anchor_i[..., None].expand(-1, -1, 4))  # [B, k, 4]
+        keep = top_s > score_thresh  # [B, k]
+        return [{"boxes": top_boxes[i][keep[i]], "scores": top_s[i][keep[i]], "labels": labels[i][keep[i]]}
+                for i in range(b)]  # fmt: skip
+
     @torch.no_grad()
     def predict(
         self,
         outputs: dict[str, Tensor],
-        score_thresh: float = 0.005,
-        nms_iou: float = 0.5,
-        max_det: int = 300,
-        pre_nms_topk: int = 1000,
+        score_thresh: float = PAPER_POSTPROCESS.score_thresh,
+        nms_iou: float = PAPER_POSTPROCESS.nms_iou,
+        max_det: int = PAPER_POSTPROCESS.max_det,
+        pre_nms_topk: int = PAPER_POSTPROCESS.pre_nms_topk,
     ) -> list[dict[str, Tensor]]:
         """Decode, clip, threshold, per-image top-k over (anchor, class) pairs, class-aware NMS,
-        at most ``max_det`` per image."""
-        scores = outputs["cls_logits"].float().sigmoid()  # [B, A, C]
-        if self.is_fcos:
-            scores = (scores * outputs["centerness"].float().sigmoid()[..., None]).sqrt()
-        b, a, c = scores.shape
-        h, w = self.input_hw
-        boxes = clip_boxes(self.decode_boxes(outputs["box_deltas"].float()), h, w)  # [B, A, 4]
-        k = min(pre_nms_topk, a * c)
-        top_s, top_i = scores.reshape(b, -1).topk(k, dim=1)  # [B, k]
-        anchor_i, labels = top_i // c, top_i % c
-        top_boxes = boxes.gather(1, anchor_i[..., None].expand(-1, -1, 4))  # [B, k, 4]
+        at most ``max_det`` per image (:func:`mgdet.postprocess.postprocess` is the numpy twin)."""
         results = []
-        for i in range(b):
-            m = top_s[i] > score_thresh
-            bx, sc, lb = top_boxes[i][m], top_s[i][m], labels[i][m]
-            keep = batched_nms(bx, sc, lb, nms_iou)[:max_det]
-            results.append({"boxes": bx[keep], "scores": sc[keep], "labels": lb[keep]})
+        for cand in self.candidates(outputs, score_thresh, pre_nms_topk):
+            keep = batched_nms(cand["boxes"], cand["scores"], cand["labels"], nms_iou)[:max_det]
+            results.append({k: v[keep] for k, v in cand.items()})
         return results
 
 

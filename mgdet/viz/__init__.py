@@ -1,10 +1,9 @@
-"""The paper's figures and assignment diagnostics (matplotlib, Agg backend, files only).
+"""The paper's figures (matplotlib, Agg backend, files only).
 
 * :mod:`~mgdet.viz.amplification` - Fig. 3, IoU_amplified vs IoU_anchor.
 * :mod:`~mgdet.viz.assignment` - Fig. 2 / 4, anchors whose label changes under L2C / C2L.
 * :mod:`~mgdet.viz.detections` - Fig. 5, two detectors side by side with the ground truth.
 * :mod:`~mgdet.viz.curves` - training curves from ``history.csv``, per-class PR curves.
-* :mod:`~mgdet.viz.diagnostics` - per-batch / per-epoch assignment statistics (no plotting).
 """
 
 from mgdet.viz.amplification import plot_amplification, save_amplification
@@ -18,24 +17,17 @@ from mgdet.viz.assignment import (
 )
 from mgdet.viz.common import save_figure
 from mgdet.viz.curves import (
-    load_eval_json,
     plot_per_class_ap,
     plot_pr_curves,
     plot_training_curves,
     read_history,
-    save_eval_json,
 )
 from mgdet.viz.detections import plot_detections, run_detector
-from mgdet.viz.diagnostics import STAT_KEYS, AssignmentMeter, assignment_stats
 
 __all__ = [
-    "STAT_KEYS",
-    "AssignmentMeter",
     "assignment_sets",
-    "assignment_stats",
     "assignment_table",
     "detector_assignments",
-    "load_eval_json",
     "plot_amplification",
     "plot_assignment",
     "plot_detections",
@@ -46,7 +38,6 @@ __all__ = [
     "render_assignment",
     "run_detector",
     "save_amplification",
-    "save_eval_json",
     "save_figure",
     "strategy_assignments",
 ]

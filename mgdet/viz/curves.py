@@ -8,7 +8,6 @@ misalign (empty cells elsewhere). Missing columns or empty cells become NaN and 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -144,26 +143,3 @@ def plot_per_class_ap(per_class: Sequence[Mapping[str, Any]], keys: Sequence[str
     ax.legend(fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     return fig
-
-
-def save_eval_json(result: Any, path: str | Path) -> Path:
-    """Write an ``EvalResult`` as json with its precision array, so ``mgdet visualize curves --eval-json``
-    can draw PR curves (``EvalResult.save_json`` leaves the array out). NaN becomes null."""
-    data = result.to_dict()
-    data["precision"] = np.asarray(result.precision).tolist()  # [T, R, K]
-    data["iou_thresholds"] = np.asarray(result.iou_thresholds).tolist()
-    data["recall_thresholds"] = np.asarray(result.recall_thresholds).tolist()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-    return path
-
-
-def load_eval_json(path: str | Path) -> dict[str, Any]:
-    """Read an evaluation json (``EvalResult.save_json`` or :func:`save_eval_json`); ``precision``,
-    ``iou_thresholds`` and ``recall_thresholds`` become numpy arrays when present."""
-    data = json.loads(Path(path).read_text())
-    for key in ("precision", "iou_thresholds", "recall_thresholds"):
-        if data.get(key) is not None:
-            data[key] = np.asarray(data[key], dtype=np.float64)
-    return data

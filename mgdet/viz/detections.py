@@ -12,10 +12,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
+from mgdet.postprocess import PAPER_POSTPROCESS
 from mgdet.viz.common import class_colour, to_hwc_uint8
 
-#: The paper's Fig. 5 uses NMS at IoU 0.5.
-PAPER_NMS_IOU = 0.5
+#: The paper's Fig. 5 uses its inference NMS, at IoU 0.5.
+PAPER_NMS_IOU = PAPER_POSTPROCESS.nms_iou
 
 
 @torch.no_grad()

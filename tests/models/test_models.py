@@ -140,6 +140,13 @@ def test_predict_format(name: str) -> None:
         assert (d["boxes"] >= 0).all() and (d["boxes"] <= 128).all()
         assert d["labels"].min() >= 0 and d["labels"].max() < 4
 
+    scores, boxes = model.dense_predictions(out)  # the one dense decoding: [B, A, C], [B, A, 4]
+    assert scores.shape == (2, model.anchors.shape[0], 4) and boxes.shape == (2, model.anchors.shape[0], 4)
+    cands = model.candidates(out, score_thresh=0.05, pre_nms_topk=400)  # predict before its NMS
+    no_nms = model.predict(out, score_thresh=0.05, nms_iou=1.01, max_det=400, pre_nms_topk=400)
+    for c, d, kept in zip(cands, no_nms, dets):
+        assert all(torch.equal(c[k], d[k]) for k in c) and len(c["scores"]) >= len(kept["scores"])
+
 
 def _train_losses(name: str, backbone: str, strategy: str, steps: int = 5, **kw) -> list[float]:
     torch.manual_seed(0)

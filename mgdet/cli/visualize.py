@@ -1,13 +1,12 @@
-"""``mgdet visualize``: the paper's figures as files (thin layer over :mod:`mgdet.viz`).
-
-Register on the main parser with ``register(subparsers)``; each sub-verb stores its handler in ``func``.
-"""
+"""``mgdet visualize FIGURE``: the paper's figures as files (thin layer over :mod:`mgdet.viz`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Any
+
+from mgdet.cli.common import add_device, add_format, print_table, torch_device
 
 DEFAULT_IMAGES = 4
 
@@ -21,18 +20,18 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``visualize`` verb and its sub-verbs to an ``argparse`` subparsers object."""
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``visualize`` verb and its figures; returns the verb's parser."""
     fmt = _HelpFormatter
-    p = subparsers.add_parser(
+    p = sub.add_parser(
         "visualize",
         help="draw the paper's figures (amplification, label assignment, detections, training curves)",
         description="Draw the paper's figures as PNG files (matplotlib, no display needed).",
     )
     p.set_defaults(func=lambda args: p.print_help() or 0)
-    sub = p.add_subparsers(dest="figure", metavar="FIGURE")
+    figures = p.add_subparsers(dest="figure", metavar="FIGURE")
 
-    a = sub.add_parser(
+    a = figures.add_parser(
         "amplification",
         help="Fig. 3: IoU_amplified vs IoU_anchor for several scores and sigmas",
         description="Fig. 3: IoU_amplified = IoU_anchor ** ((sigma - p) / sigma) for p in {0, .25, .5, .75, 1} "
@@ -42,7 +41,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     a.add_argument("--out", default="amplification.png", metavar="FILE", help="output image file (.png, .pdf or .svg)")
     a.set_defaults(func=_amplification)
 
-    s = sub.add_parser(
+    s = figures.add_parser(
         "assignment",
         help="Fig. 2/4: anchors whose label differs between static IoU and L2C / C2L",
         description="Fig. 2/4: for each image, the anchors that are positive for static IoU matching but not "
@@ -56,7 +55,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--out", default="figures/assignment", metavar="DIR", help="output folder")
     s.set_defaults(func=_assignment)
 
-    d = sub.add_parser(
+    d = figures.add_parser(
         "detections",
         help="Fig. 5: two detectors side by side with the ground truth (NMS 0.5)",
         description="Fig. 5: the same images through two checkpoints (e.g. static IoU vs Mutual Guidance), "
@@ -75,13 +74,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )  # fmt: skip
     d.set_defaults(func=_detections)
 
-    c = sub.add_parser(
+    c = figures.add_parser(
         "curves",
         help="training curves from RUN_DIR/history.csv (+ PR curves from an evaluation json)",
         description="Losses, learning rate, AP/AP50/AP75, positives and ignored anchors per GT, cls/reg "
         "disagreement and misalignment rate per epoch, from RUN_DIR/history.csv -> <out>/training_curves.png. "
         "With --eval-json: per-class AP bars (<out>/per_class_ap.png) and, when the json holds the precision "
-        "array (mgdet.viz.curves.save_eval_json), per-class PR curves at IoU 0.5 and 0.75 (<out>/pr_curves.png).",
+        "array (mgdet eval's metrics.json, mgdet.evaluation.save_eval_json), per-class PR curves at IoU 0.5 "
+        "and 0.75 (<out>/pr_curves.png).",
         formatter_class=fmt,
     )
     c.add_argument("run_dir", metavar="RUN_DIR", help="training run folder containing history.csv")
@@ -93,13 +93,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="ROOT", help="dataset root (default: the checkpoint's data.root)")
-    p.add_argument(
-        "--format", default=None, choices=("auto", "voc", "coco", "yolo"),
-        help="dataset layout (default: the checkpoint's data.format, or auto-detect with --data)",
-    )  # fmt: skip
+    add_format(p, "dataset layout (default: the checkpoint's data.format, or auto-detect with --data)", auto=True)
     p.add_argument("--split", default=None, help="split to draw images from (default: the checkpoint's val split)")
     p.add_argument("--images", type=int, default=DEFAULT_IMAGES, metavar="N", help="number of images to draw")
-    p.add_argument("--device", default="cpu", help="torch device for the forward passes")
+    add_device(p)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -148,12 +145,6 @@ def _strategy(run_config: dict[str, Any], fallback: str) -> str:
     return str((run_config.get("train", {}) or {}).get("strategy") or fallback)
 
 
-def _print_table(rows: list[list[Any]], headers: list[str]) -> None:
-    from mgdet.engine.table import format_table
-
-    print(format_table(rows, headers))
-
-
 # ----------------------------------------------------------------------------------------------- handlers
 def _amplification(args: argparse.Namespace) -> int:
     from mgdet.viz.amplification import save_amplification
@@ -168,7 +159,7 @@ def _assignment(args: argparse.Namespace) -> int:
     from mgdet.engine.checkpoint import load_detector
     from mgdet.viz.assignment import render_assignment
 
-    detector, run_config = load_detector(args.checkpoint, map_location=args.device)
+    detector, run_config = load_detector(args.checkpoint, map_location=torch_device(args.device))
     dataset = _open_data(args, run_config)
     size = _input_size(detector, run_config)
     strategy = _strategy(run_config, "?")
@@ -182,7 +173,7 @@ def _assignment(args: argparse.Namespace) -> int:
         )  # fmt: skip
         n = {k: len(v) for k, v in res["sets"].items()}
         rows.append([str(res["png"]), len(labels), n["red_l2c"], n["green_l2c"], n["red_c2l"], n["yellow_c2l"]])
-    _print_table(rows, ["figure", "GT", "red (cls)", "green (L2C)", "red (reg)", "yellow (C2L)"])
+    print_table(rows, ["figure", "GT", "red (cls)", "green (L2C)", "red (reg)", "yellow (C2L)"])
     return 0
 
 
@@ -194,8 +185,9 @@ def _detections(args: argparse.Namespace) -> int:
     from mgdet.viz.common import save_figure
     from mgdet.viz.detections import plot_detections, run_detector
 
-    det_a, cfg_a = load_detector(args.checkpoint_a, map_location=args.device)
-    det_b, cfg_b = load_detector(args.checkpoint_b, map_location=args.device)
+    device = torch_device(args.device)
+    det_a, cfg_a = load_detector(args.checkpoint_a, map_location=device)
+    det_b, cfg_b = load_detector(args.checkpoint_b, map_location=device)
     if det_a.num_classes != det_b.num_classes:
         raise SystemExit(f"the checkpoints have {det_a.num_classes} and {det_b.num_classes} classes")
     titles = args.titles or [_strategy(cfg_a, "A"), _strategy(cfg_b, "B")]
@@ -215,7 +207,7 @@ def _detections(args: argparse.Namespace) -> int:
         fig = plot_detections(image, gt, dets, titles, dataset.class_names)
         path = save_figure(fig, Path(args.out) / f"detections_{target['image_id']}.png")
         rows.append([str(path), len(target["labels"]), len(dets[0]["labels"]), len(dets[1]["labels"])])
-    _print_table(rows, ["figure", "GT", f"{titles[0]} dets", f"{titles[1]} dets"])
+    print_table(rows, ["figure", "GT", f"{titles[0]} dets", f"{titles[1]} dets"])
     return 0
 
 
@@ -230,9 +222,9 @@ def _network_input(image: Any, size: int) -> Any:
 
 
 def _curves(args: argparse.Namespace) -> int:
+    from mgdet.evaluation import load_eval_json
     from mgdet.viz.common import save_figure
     from mgdet.viz.curves import (
-        load_eval_json,
         plot_per_class_ap,
         plot_pr_curves,
         plot_training_curves,
@@ -255,5 +247,5 @@ def _curves(args: argparse.Namespace) -> int:
             written.append(save_figure(fig, out / "pr_curves.png"))
         else:
             print(f"{args.eval_json}: no 'precision' array, PR curves skipped (write it with save_eval_json)")
-    _print_table([[str(p)] for p in written], ["figure"])
+    print_table([[str(p)] for p in written], ["figure"])
     return 0

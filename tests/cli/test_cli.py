@@ -73,3 +73,15 @@ def test_detect_missing_images_is_a_clear_error(tmp_path, capsys):
         collect_images([tmp_path / "nope.jpg"])
     with pytest.raises(FileNotFoundError, match="no images found in"):
         collect_images([tmp_path / "empty"])
+
+
+def test_reproduce_seeds_option(capsys):
+    parse = build_parser().parse_args
+    assert parse(["reproduce", "--seeds", "3"]).seeds == [0, 1, 2]
+    assert parse(["reproduce", "--seeds", "1,2"]).seeds == [1, 2]
+    assert parse(["reproduce", "--seeds", "2,"]).seeds == [2]
+    assert parse(["reproduce"]).seeds == [0, 1, 2]  # the default
+    for bad, said in (("0", "a count of 0 seeds runs nothing"), ("x", "expected a count like 3")):
+        with pytest.raises(SystemExit) as e:
+            main(["reproduce", "--seeds", bad])
+        assert e.value.code == 2 and said in capsys.readouterr().err

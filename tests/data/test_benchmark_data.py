@@ -1,4 +1,4 @@
-"""Tests of the shipped CPU benchmark generator (mgdet/data/benchmark.py). Tiny sizes, a few seconds."""
+"""Tests of the shipped CPU benchmark generator (mgdet/data/benchmark/). Tiny sizes, a few seconds."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mgdet.data import benchmark as bm
+from mgdet.data.benchmark.scene import _random_background
 
 NUM_TRAIN, NUM_VAL = 14, 6
 
@@ -107,7 +108,7 @@ def test_objects_are_visible_in_the_pixels() -> None:
     """Pasting changes the pixels under the visible part of each object (no invisible annotations)."""
     for i in range(10):
         s = bm.render_sample(seed=2, index=i)
-        bg = bm._random_background(bm.image_rng(2, "train", i), bm.DEFAULT_IMAGE_SIZE)  # same first draws
+        bg = _random_background(bm.image_rng(2, "train", i), bm.DEFAULT_IMAGE_SIZE)  # same first draws
         for vis in s.visible:
             diff = np.abs(s.image[vis].astype(np.float32) - bg[vis].astype(np.float32)).mean()
             assert diff > 15.0
@@ -143,7 +144,9 @@ def test_skip_overwrite_and_foreign_files(tmp_path: Path) -> None:
     assert not info.skipped
     assert len(list((root / "JPEGImages").glob("*.jpg"))) == 3
     assert (root / "mine.txt").read_text() == "keep me"
-    rows = bm.generate_cli_summary(info)
+    from mgdet.cli.data import generate_summary
+
+    rows = generate_summary(info)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in rows)
 
 

@@ -1,22 +1,23 @@
-"""``mgdet export``: write a checkpoint as an ONNX file (picked up by :func:`mgdet.cli.build_parser`)."""
+"""``mgdet export CHECKPOINT --onnx FILE``: write a checkpoint as an ONNX file (model + box decoding)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from mgdet.cli.common import print_table
+
 DESCRIPTION = (
     "Export a checkpoint to ONNX: backbone + neck + head + box decoding. Input 'images' [B,3,S,S] float "
     "RGB in 0..1 (normalization is inside the graph); outputs 'scores' [B,A,C] (sigmoid; FCOS: "
     "sqrt(cls*centerness)) and 'boxes' [B,A,4] xyxy in input pixels, clipped. NMS is not in the graph: "
-    "mgdet.deploy.postprocess (numpy, identical to mgdet's NMS) does threshold / top-k / class-aware "
+    "mgdet.postprocess (numpy, identical to mgdet's NMS) does threshold / top-k / class-aware "
     "NMS / max_det. Class names and post-processing parameters are stored in the file's metadata. "
     "Run it with: mgdet detect FILE.onnx IMAGES... --out DIR --backend onnx"
 )
 
 
-def _export(args: argparse.Namespace) -> int:
-    from mgdet.engine.table import format_table
+def run(args: argparse.Namespace) -> int:
     from mgdet.export import DEFAULT_OPSET, export_checkpoint
 
     try:
@@ -32,14 +33,13 @@ def _export(args: argparse.Namespace) -> int:
     rows = [(k, str(v)) for k, v in summary.items()]
     rows.append(("postprocess", ", ".join(f"{k}={v}" for k, v in pp.items())))
     rows.append(("check", "onnx.checker passed"))
-    print(format_table(rows, ["", "value"]))
+    print_table(rows, ["", "value"])
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``export`` verb."""
-    p = subparsers.add_parser("export", help="export a checkpoint to ONNX (model + box decoding)",
-                              description=DESCRIPTION)  # fmt: skip
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (model + box decoding)", description=DESCRIPTION)
     p.add_argument("checkpoint", help="checkpoint file (.pth)")
     p.add_argument("--onnx", required=True, metavar="FILE", help="output .onnx file")
     p.add_argument("--input-size", type=int, metavar="S",
@@ -47,4 +47,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dynamic-batch", action="store_true",
                    help="symbolic batch axis (default: batch fixed to 1)")  # fmt: skip
     p.add_argument("--opset", type=int, metavar="N", help="ONNX opset version (default: 17)")
-    p.set_defaults(func=_export)
+    p.set_defaults(func=run)

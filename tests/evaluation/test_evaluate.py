@@ -1,4 +1,4 @@
-"""Tests for mgdet.engine.evaluate: COCO metrics, VOC07 metrics, ignore semantics, misalignment rate."""
+"""Tests for mgdet.evaluation: COCO metrics, VOC07 metrics, ignore semantics, misalignment rate."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from faster_coco_eval import COCO, COCOeval_faster
 
-from mgdet.engine.evaluate import EvalResult, coco_gt_dict, evaluate, misalignment_rate, pairwise_iou
 from mgdet.engine.table import format_table
+from mgdet.evaluation import EvalResult, coco_gt_dict, evaluate, misalignment_rate, pairwise_iou
 
 NAMES = ["cat", "dog", "bird"]
 

@@ -18,7 +18,7 @@ from mgdet.demo.report import NOTES_MARKER, write_grid_results
 from mgdet.demo.runner import RunRecord, deltas, summarize
 from mgdet.engine.config import ConfigError, load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

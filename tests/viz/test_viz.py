@@ -1,4 +1,4 @@
-"""Figures and assignment diagnostics (mgdet.viz, mgdet.cli_visualize): small deterministic cases."""
+"""Figures (mgdet.viz, mgdet.cli.visualize): small deterministic cases."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from PIL import Image
 from mgdet.anchors import generate_anchors, paper_layout
 from mgdet.assign import IGNORED, NEGATIVE, Assignment, amplified_iou
 from mgdet.boxes import box_iou, decode
+from mgdet.evaluation import load_eval_json, save_eval_json
 from mgdet.viz.amplification import PAPER_SCORES, PAPER_SIGMAS, plot_amplification, save_amplification
 from mgdet.viz.assignment import (
     assignment_sets,
@@ -28,15 +29,8 @@ from mgdet.viz.assignment import (
     write_table,
 )
 from mgdet.viz.common import GREEN, GT_COLOUR, RED, YELLOW, save_figure
-from mgdet.viz.curves import (
-    load_eval_json,
-    plot_pr_curves,
-    plot_training_curves,
-    read_history,
-    save_eval_json,
-)
+from mgdet.viz.curves import plot_pr_curves, plot_training_curves, read_history
 from mgdet.viz.detections import plot_detections, run_detector
-from mgdet.viz.diagnostics import STAT_KEYS, AssignmentMeter, assignment_stats
 
 
 def assert_png(path: Path, min_side: int = 200, min_std: float = 5.0) -> None:
@@ -303,7 +297,7 @@ def test_pr_curves() -> None:
 
 
 def test_eval_json_round_trip(tmp_path: Path) -> None:
-    from mgdet.engine.evaluate import evaluate
+    from mgdet.evaluation import evaluate
 
     gts = [dict(image_id=1, boxes=[[10, 10, 50, 50], [60, 60, 90, 95]], labels=[0, 1], height=100, width=100)]
     dets = [dict(image_id=1, boxes=[[11, 10, 50, 52], [0, 0, 20, 20]], scores=[0.9, 0.4], labels=[0, 1])]
@@ -315,38 +309,9 @@ def test_eval_json_round_trip(tmp_path: Path) -> None:
     assert load_eval_json(tmp_path / "plain.json").get("precision") is None
 
 
-# ------------------------------------------------------------------------------------ diagnostics
-def test_assignment_stats_hand_made() -> None:
-    gt_labels = torch.tensor([[0, 1, -1], [2, -1, -1]])  # 3 valid GT
-    a = Assignment(
-        cls_gt=torch.tensor([[0, 1, IGNORED, NEGATIVE, 0], [0, IGNORED, IGNORED, NEGATIVE, NEGATIVE]]),
-        reg_gt=torch.tensor([[0, NEGATIVE, NEGATIVE, 1, 0], [0, NEGATIVE, NEGATIVE, NEGATIVE, NEGATIVE]]),
-    )
-    stats = assignment_stats(a, gt_labels)
-    assert set(stats) == set(STAT_KEYS)
-    assert stats["pos_cls_per_gt"] == pytest.approx(4 / 3)
-    assert stats["pos_reg_per_gt"] == pytest.approx(4 / 3)
-    assert stats["ign_per_gt"] == pytest.approx(1.0)
-    assert stats["disagree"] == pytest.approx(0.2)  # anchors 1 and 3 of image 0, out of 10
-    assert stats["disagree"] == pytest.approx(float(a.disagreement()))
-
-    meter = AssignmentMeter()
-    for b in range(2):  # image by image: the epoch ratio equals the whole-batch ratio
-        meter.update(Assignment(a.cls_gt[b : b + 1], a.reg_gt[b : b + 1]), gt_labels[b : b + 1])
-    assert meter.compute() == pytest.approx(stats)
-    meter.reset()
-    assert meter.compute() == {k: 0.0 for k in STAT_KEYS}
-
-    none = assignment_stats(
-        Assignment(torch.full((1, 4), NEGATIVE), torch.full((1, 4), NEGATIVE)), torch.full((1, 2), -1)
-    )
-    assert none == {k: 0.0 for k in STAT_KEYS}
-    assert all(not math.isnan(v) for v in none.values())
-
-
 # -------------------------------------------------------------------------------------------- CLI
 def cli(argv: list[str]) -> int:
-    from mgdet.cli_visualize import register
+    from mgdet.cli.visualize import register
 
     parser = argparse.ArgumentParser(prog="mgdet")
     register(parser.add_subparsers(dest="verb"))
@@ -355,7 +320,7 @@ def cli(argv: list[str]) -> int:
 
 
 def test_cli_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
-    from mgdet.cli_visualize import register
+    from mgdet.cli.visualize import register
 
     parser = argparse.ArgumentParser(prog="mgdet")
     visualize = register(parser.add_subparsers(dest="verb"))
@@ -374,7 +339,7 @@ def test_cli_amplification_and_curves(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     write_history(run / "history.csv")
-    from mgdet.engine.evaluate import evaluate
+    from mgdet.evaluation import evaluate
 
     gts = [dict(image_id=1, boxes=[[10, 10, 50, 50]], labels=[0], height=100, width=100)]
     result = evaluate(gts, [dict(image_id=1, boxes=[[11, 10, 50, 52]], scores=[0.9], labels=[0])], ["a", "b"])

@@ -1,4 +1,5 @@
-"""Positive-score statistics (mgdet.stats) and anchor coverage (mgdet.engine.coverage) against hand values."""
+"""The statistics of history.csv (mgdet.stats: assignment statistics, positive scores) and anchor coverage
+(mgdet.engine.coverage) against hand values."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ import pytest
 import torch
 
 from mgdet.anchors import best_anchor_iou
+from mgdet.assign import IGNORED, NEGATIVE, Assignment
 from mgdet.engine.coverage import anchor_coverage_of, detector_anchors, input_boxes
-from mgdet.stats import histogram_mean, histogram_median, positive_class_scores, score_histogram
+from mgdet.stats import (
+    STAT_KEYS,
+    assignment_stats,
+    epoch_means,
+    histogram_mean,
+    histogram_median,
+    positive_class_scores,
+    score_histogram,
+)
 
 
 def test_positive_class_scores_take_the_gt_class_at_positives_only():
@@ -76,3 +86,35 @@ def test_anchor_base_scales_the_paper_layout():
     assert float(side(a320).min().sqrt()) == pytest.approx(24.0, rel=1e-4)
     assert float(side(a256).min().sqrt()) == pytest.approx(19.2, rel=1e-4)
     assert a256.shape[0] == 6 * (32**2 + 16**2 + 8**2 + 4**2)
+
+
+def test_assignment_stats_are_per_step_ratios_averaged_over_steps() -> None:
+    gt_labels = torch.tensor([[0, 1, -1], [2, -1, -1]])  # 3 valid GT
+    a = Assignment(
+        cls_gt=torch.tensor([[0, 1, IGNORED, NEGATIVE, 0], [0, IGNORED, IGNORED, NEGATIVE, NEGATIVE]]),
+        reg_gt=torch.tensor([[0, NEGATIVE, NEGATIVE, 1, 0], [0, NEGATIVE, NEGATIVE, NEGATIVE, NEGATIVE]]),
+    )
+    stats = assignment_stats(a, gt_labels)
+    assert tuple(stats) == STAT_KEYS
+    assert stats["pos_cls_per_gt"] == pytest.approx(4 / 3)
+    assert stats["pos_reg_per_gt"] == pytest.approx(4 / 3)
+    assert stats["ign_per_gt"] == pytest.approx(1.0)
+    assert stats["disagree"] == pytest.approx(0.2)  # anchors 1 and 3 of image 0, out of 10
+    assert stats["disagree"] == float(a.disagreement())
+
+    # an epoch of two one-image steps: the mean of the step ratios (what history.csv has always logged),
+    # not the ratio of the pooled counts (which the whole batch above gives)
+    steps = [
+        assignment_stats(Assignment(a.cls_gt[b : b + 1], a.reg_gt[b : b + 1]), gt_labels[b : b + 1]) for b in (0, 1)
+    ]
+    assert steps[0]["pos_cls_per_gt"] == 1.5 and steps[1]["pos_cls_per_gt"] == 1.0
+    sums = {k: steps[0][k] + steps[1][k] for k in STAT_KEYS}
+    epoch = epoch_means(sums, 2)
+    assert epoch["pos_cls_per_gt"] == pytest.approx(1.25) != pytest.approx(stats["pos_cls_per_gt"])
+    assert epoch["ign_per_gt"] == pytest.approx((0.5 + 2.0) / 2)
+    assert epoch_means(sums, 0) == sums  # no finite step: divided by 1
+
+    none = assignment_stats(
+        Assignment(torch.full((1, 4), NEGATIVE), torch.full((1, 4), NEGATIVE)), torch.full((1, 2), -1)
+    )
+    assert none == {k: 0.0 for k in STAT_KEYS}

@@ -1,0 +1,70 @@
+"""What several verbs share: option definitions, argument types, table printing, the torch device.
+
+Imports nothing heavy at module level (the parser is built without torch; ``mgdet --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from mgdet.postprocess import PAPER_POSTPROCESS
+
+#: Dataset layouts every verb accepts (``auto`` detects the layout where a verb allows it).
+DATA_FORMATS: tuple[str, ...] = ("voc", "coco", "yolo")
+DEVICE_HELP = "auto | cpu | cuda | cuda:N (default: auto = CUDA when available, else CPU)"
+
+
+def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None) -> None:
+    """Print ``rows`` under ``headers`` as a text table (floats formatted by ``format_table``)."""
+    from mgdet.engine.table import format_table
+
+    if title:
+        print(title)
+    print(format_table(rows, headers))
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    """``--device``: where the model runs (``auto`` everywhere)."""
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def add_format(p: argparse.ArgumentParser, text: str, auto: bool = False, default: str | None = None) -> None:
+    """``--format``: a dataset layout of :data:`DATA_FORMATS` (plus ``auto`` when ``auto``)."""
+    choices = ("auto", *DATA_FORMATS) if auto else DATA_FORMATS
+    p.add_argument("--format", default=default, choices=choices, help=text)
+
+
+def add_no_progress(p: argparse.ArgumentParser, text: str = "no progress bar") -> None:
+    p.add_argument("--no-progress", action="store_true", help=text)
+
+
+def add_inference(p: argparse.ArgumentParser) -> None:
+    """Post-processing options with the paper's defaults (:data:`mgdet.postprocess.PAPER_POSTPROCESS`),
+    ``--device`` and ``--no-progress``."""
+    d = PAPER_POSTPROCESS
+    p.add_argument("--score-thresh", type=float, default=d.score_thresh,
+                   help=f"drop detections below this score ({d.score_thresh:g})")  # fmt: skip
+    p.add_argument("--nms-iou", type=float, default=d.nms_iou, help=f"IoU threshold of class-aware NMS ({d.nms_iou:g})")
+    p.add_argument("--max-det", type=int, default=d.max_det, help=f"detections kept per image ({d.max_det})")
+    add_device(p)
+    add_no_progress(p)
+
+
+def input_size(text: str) -> int:
+    """argparse type: an input size of at least 32 pixels."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 32:
+        raise argparse.ArgumentTypeError(f"must be at least 32 pixels, got {value}")
+    return value
+
+
+def torch_device(name: str) -> Any:
+    """``--device`` -> a ``torch.device`` (``auto``: CUDA when available); imports torch."""
+    from mgdet.engine.distributed import DistInfo, resolve_device
+
+    return resolve_device(name, DistInfo())

@@ -1,0 +1,93 @@
+"""``mgdet detect CHECKPOINT IMAGES... --out DIR``: annotated images and detection files, torch or onnxruntime."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mgdet.cli.common import add_inference, print_table, torch_device
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``detect`` verb."""
+    p = sub.add_parser("detect", help="detect objects in images, write annotated copies and a json",
+                       description="Run a checkpoint on image files or folders.")  # fmt: skip
+    p.add_argument("checkpoint", help="checkpoint file (.pth)")
+    p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--show-thresh", type=float, default=0.3, help="draw boxes with at least this score (0.3)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (8)")
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch: CHECKPOINT is a .pth; onnx: an `mgdet export` file run with onnxruntime (torch)",
+    )
+    add_inference(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mgdet.deploy import write_detections
+
+    if args.backend == "onnx":  # CHECKPOINT is a file written by `mgdet export`
+        stream, names = _onnx_stream(args)
+        done = "annotated images, detections.json and detections_coco.json written to {} (onnxruntime)"
+    else:
+        stream, names = _torch_stream(args)
+        done = "annotated images and detections.json written to {}"
+    out = Path(args.out)
+    counts = write_detections(stream, out, names, args.show_thresh)
+    print_table(counts[:50], ["image", f"boxes >= {args.show_thresh}", "top score"])
+    if len(counts) > 50:
+        print(f"... {len(counts) - 50} more")
+    print(done.format(out))
+    return 0
+
+
+def _torch_stream(args: argparse.Namespace) -> tuple[Iterator[Any], list[str] | None]:
+    """Detections of a ``.pth`` checkpoint, one image at a time, and its class names."""
+    from mgdet.engine.checkpoint import load_checkpoint, load_detector
+    from mgdet.engine.config import EvalConfig
+    from mgdet.engine.inference import collect_images, detect_images
+
+    device = torch_device(args.device)
+    det, run_cfg = load_detector(args.checkpoint, map_location=device)
+    names = list(run_cfg.get("data", {}).get("class_names") or []) or None
+    if names is None:
+        names = list(load_checkpoint(args.checkpoint).get("class_names", []))
+    paths = collect_images(args.images)
+    ecfg = EvalConfig(score_thresh=args.score_thresh, nms_iou=args.nms_iou, max_det=args.max_det)
+    stream = detect_images(det, paths, ecfg, device, batch_size=args.batch_size, progress=not args.no_progress)
+    return stream, names
+
+
+def _onnx_stream(args: argparse.Namespace) -> tuple[Iterator[Any], list[str]]:
+    """Detections of a file written by ``mgdet export``, computed with onnxruntime, and its class names."""
+    from dataclasses import replace
+
+    from mgdet.deploy import OnnxDetector, detect_paths
+    from mgdet.engine.inference import collect_images
+
+    backend = OnnxDetector(args.checkpoint, providers=_providers(args.device))
+    # the command line wins over the file's stored values (pre_nms_topk stays the stored one)
+    backend.params = replace(backend.params, score_thresh=args.score_thresh, nms_iou=args.nms_iou,
+                             max_det=args.max_det)  # fmt: skip
+    paths = collect_images(args.images)
+    stream = detect_paths(backend, paths, batch_size=args.batch_size, progress=not args.no_progress)
+    return stream, backend.class_names
+
+
+def _providers(device: str) -> list[str]:
+    """onnxruntime execution providers for ``--device`` (CUDA when asked for or ``auto`` and available)."""
+    import onnxruntime as ort
+
+    if device.startswith("cuda") or device == "auto":
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            print("onnxruntime has no CUDA provider here; running on CPU", file=sys.stderr)
+    return ["CPUExecutionProvider"]

@@ -1,0 +1,70 @@
+"""The misalignment rate: how often NMS keeps a better-scored but worse-localized box (paper, section 3.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mgdet.boxes_np import pairwise_iou
+from mgdet.evaluation.inputs import read_dets, read_gts
+
+
+def misalignment_rate(
+    gts: Sequence[Mapping[str, Any]],
+    dets_before_nms: Sequence[Mapping[str, Any]],
+    dets_after_nms: Sequence[Mapping[str, Any]],
+    score_thresh: float = 0.05,
+    poor_iou: float = 0.5,
+    good_iou: float = 0.75,
+    suppress_iou: float | None = None,
+) -> tuple[float, int, int]:
+    """Share of kept detections where NMS preferred a better-scored but worse-localized box.
+
+    This measures the task misalignment of the paper (section 3.3). Definition, per image:
+
+    * kept detections ``K`` = entries of ``dets_after_nms`` with ``score >= score_thresh``; ``total`` is
+      their number over all images (images absent from ``gts`` have no ground truth);
+    * ground truth = the image's non-ignored GT boxes (ignored / difficult boxes are left out);
+    * a kept detection ``k`` of class ``c`` is **misaligned** when
+      (a) its IoU with every GT of class ``c`` in the image is ``< poor_iou``, and
+      (b) some detection ``p`` in ``dets_before_nms`` of the same image with class ``c`` and
+      ``score(p) < score(k)`` has IoU ``>= good_iou`` with at least one GT of class ``c`` of the image,
+      and, if ``suppress_iou`` is given, IoU(``p``, ``k``) ``>= suppress_iou`` (``p`` is a box that
+      ``k`` itself would suppress in NMS at that threshold).
+
+    ``count`` is the number of misaligned kept detections and ``rate = count / total`` (0.0 when
+    ``total == 0``). Boxes are xyxy in one common frame for all three inputs.
+
+    Returns:
+        ``(rate, count, total)``.
+    """
+    g_by_id = {g["image_id"]: g for g in read_gts(gts)}
+    before = {d["image_id"]: d for d in read_dets(dets_before_nms, None)}
+    empty_g = dict(boxes=np.zeros((0, 4)), labels=np.zeros(0, np.int64), ignore=np.zeros(0, bool))
+    empty_d = dict(boxes=np.zeros((0, 4)), labels=np.zeros(0, np.int64), scores=np.zeros(0))
+    count = total = 0
+    for kept in read_dets(dets_after_nms, None):
+        sel = kept["scores"] >= score_thresh
+        k_boxes, k_scores, k_labels = kept["boxes"][sel], kept["scores"][sel], kept["labels"][sel]  # [K, ...]
+        total += int(sel.sum())
+        g = g_by_id.get(kept["image_id"], empty_g)
+        p = before.get(kept["image_id"], empty_d)
+        keep_g = ~g["ignore"]
+        g_boxes, g_labels = g["boxes"][keep_g], g["labels"][keep_g]  # [G, 4], [G]
+        if len(k_boxes) == 0 or len(g_boxes) == 0 or len(p["boxes"]) == 0:
+            continue
+        same_kg = k_labels[:, None] == g_labels[None, :]  # [K, G]
+        poor = ~((pairwise_iou(k_boxes, g_boxes) >= poor_iou) & same_kg).any(1)  # [K]
+        same_pg = p["labels"][:, None] == g_labels[None, :]  # [P, G]
+        good = ((pairwise_iou(p["boxes"], g_boxes) >= good_iou) & same_pg).any(1)  # [P]
+        better = (
+            (p["labels"][None, :] == k_labels[:, None])  # same class
+            & (p["scores"][None, :] < k_scores[:, None])  # scored lower than the kept box
+            & good[None, :]
+        )  # [K, P]
+        if suppress_iou is not None:
+            better &= pairwise_iou(k_boxes, p["boxes"]) >= suppress_iou
+        count += int((poor & better.any(1)).sum())
+    return (count / total if total else 0.0), count, total
