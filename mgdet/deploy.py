@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mgdet.errors import InputFileError
 from mgdet.evaluation.coco import coco_results
 from mgdet.postprocess import (
     PostProcessParams,
@@ -110,7 +111,14 @@ class OnnxDetector(_Backend):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if num_threads:
             opts.intra_op_num_threads = int(num_threads)
-        self.session = ort.InferenceSession(str(self.path), opts, providers=list(providers or ["CPUExecutionProvider"]))
+        providers = list(providers or ["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
+            raise InputFileError(
+                f"{self.path}: not an ONNX file onnxruntime can run ({str(e).splitlines()[0][:200]}); the onnx "
+                "backend needs a file written by mgdet export (a .pth checkpoint runs with --backend torch)"
+            ) from None
         meta = {k.removeprefix("mgdet."): v for k, v in self.session.get_modelmeta().custom_metadata_map.items()}
         self.metadata = meta
         self.class_names = list(json.loads(meta.get("class_names", "[]")))

@@ -41,3 +41,22 @@ def tiny_config(root: Path, out: Path, **train) -> dict:
         "output_dir": str(out),
         "device": "cpu",
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_dataset, tmp_path_factory) -> Path:
+    """An untrained checkpoint of the tiny config (written as training writes it), in its own run folder."""
+    from mgdet.engine.builders import model_kwargs
+    from mgdet.engine.checkpoint import save_checkpoint
+    from mgdet.engine.config import from_dict
+    from mgdet.models import build_detector
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    cfg = from_dict(tiny_config(tiny_dataset, run))
+    names = [n.strip() for n in (tiny_dataset / "classes.txt").read_text().splitlines() if n.strip()]
+    mkw = model_kwargs(cfg, len(names))
+    torch.manual_seed(0)
+    det = build_detector(**mkw)
+    state = {"model": det.state_dict(), "config": cfg.to_dict(), "model_config": mkw, "class_names": names,
+             "epoch": 1, "iteration": 4}  # fmt: skip
+    return save_checkpoint(state, run / "last.pth")

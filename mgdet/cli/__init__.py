@@ -2,12 +2,13 @@
 
 One module per verb (:data:`VERBS`, in ``--help`` order), each with ``register(subparsers)`` that adds its
 parser and sets ``func``; library code is imported inside the handlers, so building the parser (and
-``mgdet --help``) does not import torch. :func:`main` turns the library's expected errors into exit code 2.
+``mgdet --help``) does not import torch. :func:`main` turns every mgdet error into one line and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from mgdet.cli import data, demo, detect, evaluate, export, reproduce, selfcheck, train, visualize
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"mgdet {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
         verb.register(sub)
@@ -43,25 +45,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``mgdet ARGV``; returns the exit code (2: a configuration, data or checkpoint error)."""
+    """Run ``mgdet ARGV``; returns the exit code.
+
+    Every :class:`mgdet.errors.MgdetError` and every OS error on a named path (unwritable output, missing
+    file, disk full) becomes one line on stderr and exit code 2; any other exception is reported as an
+    internal error in one line with exit code 1. ``--debug`` re-raises, to show the traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from mgdet.data import DatasetError
-    from mgdet.engine.checkpoint import CheckpointError
-    from mgdet.engine.config import ConfigError
-    from mgdet.engine.train import TrainingError
+    from mgdet.errors import MgdetError
 
+    verb = " ".join(v for v in (args.verb, getattr(args, "data_verb", None)) if v)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, CheckpointError, DatasetError, TrainingError, FileNotFoundError) as e:
-        print(f"mgdet {args.verb}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
         return 130
+    except (MgdetError, OSError) as e:
+        if args.debug:
+            raise
+        print(f"mgdet {verb}: error: {error_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"mgdet {verb}: internal error: {type(e).__name__}: {error_line(e)} "
+              "(please report it; rerun with mgdet --debug to see the traceback)", file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def error_line(e: BaseException) -> str:
+    """``e`` as one line; an OS error names its path(s) and says what to do."""
+    if isinstance(e, OSError) and e.filename is not None:
+        paths = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        reason = e.strerror or str(e)
+        hint = {
+            errno.EACCES: "choose a folder you can write to",
+            errno.EROFS: "choose a folder you can write to",
+            errno.ENOSPC: "free some disk space or choose another folder (earlier files were kept)",
+            errno.ENOTDIR: "a path component is a file, not a folder: choose another path",
+            errno.EEXIST: "choose another path",
+            errno.EISDIR: "this is a folder: give a file name",
+        }.get(e.errno or 0)
+        return f"{paths}: {reason}" + (f"; {hint}" if hint else "")
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Imports nothing heavy at module level (the parser is built without torch; ``mgde
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,8 @@ from mgdet.postprocess import PAPER_POSTPROCESS
 #: Dataset layouts every verb accepts (``auto`` detects the layout where a verb allows it).
 DATA_FORMATS: tuple[str, ...] = ("voc", "coco", "yolo")
 DEVICE_HELP = "auto | cpu | cuda | cuda:N (default: auto = CUDA when available, else CPU)"
+#: ONNX opsets ``mgdet export`` writes (the TorchScript exporter's range that has every operator used)
+OPSETS: tuple[int, int] = (13, 20)
 
 
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None) -> None:
@@ -27,7 +30,7 @@ def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: st
 
 def add_device(p: argparse.ArgumentParser) -> None:
     """``--device``: where the model runs (``auto`` everywhere)."""
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--device", default="auto", type=device_name, help=DEVICE_HELP)
 
 
 def add_format(p: argparse.ArgumentParser, text: str, auto: bool = False, default: str | None = None) -> None:
@@ -44,23 +47,57 @@ def add_inference(p: argparse.ArgumentParser) -> None:
     """Post-processing options with the paper's defaults (:data:`mgdet.postprocess.PAPER_POSTPROCESS`),
     ``--device`` and ``--no-progress``."""
     d = PAPER_POSTPROCESS
-    p.add_argument("--score-thresh", type=float, default=d.score_thresh,
+    p.add_argument("--score-thresh", type=unit_float, default=d.score_thresh,
                    help=f"drop detections below this score ({d.score_thresh:g})")  # fmt: skip
-    p.add_argument("--nms-iou", type=float, default=d.nms_iou, help=f"IoU threshold of class-aware NMS ({d.nms_iou:g})")
-    p.add_argument("--max-det", type=int, default=d.max_det, help=f"detections kept per image ({d.max_det})")
+    p.add_argument("--nms-iou", type=unit_float, default=d.nms_iou, help=f"class-aware NMS IoU ({d.nms_iou:g})")
+    p.add_argument("--max-det", type=positive_int, default=d.max_det, help=f"detections kept per image ({d.max_det})")
     add_device(p)
     add_no_progress(p)
 
 
-def input_size(text: str) -> int:
-    """argparse type: an input size of at least 32 pixels."""
+def _int(text: str, lo: int, hi: int | None = None, unit: str = "") -> int:
+    """``text`` as an integer in ``[lo, hi]`` or an ``argparse.ArgumentTypeError`` saying why not."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 32:
-        raise argparse.ArgumentTypeError(f"must be at least 32 pixels, got {value}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise argparse.ArgumentTypeError(f"must be {bound}{unit}, got {value}")
     return value
+
+
+def input_size(text: str) -> int:
+    """argparse type: an input size of at least 32 pixels."""
+    return _int(text, 32, unit=" pixels")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    return _int(text, 1)
+
+
+def unit_float(text: str) -> float:
+    """argparse type: a number in [0, 1] (a score or IoU threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """argparse type: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use {DEVICE_HELP.split(' (')[0]}")
+    return text
+
+
+def opset(text: str) -> int:
+    """argparse type: an ONNX opset of :data:`OPSETS`."""
+    return _int(text, *OPSETS, unit=" (the ONNX opsets mgdet export writes)")
 
 
 def torch_device(name: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mgdet.cli.common import add_format, add_no_progress, input_size, print_table
+from mgdet.cli.common import add_format, add_no_progress, input_size, positive_int, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,9 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "bundled with scikit-image / scikit-learn / matplotlib.")  # fmt: skip
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument("--size", type=int, help="number of training images (default: the benchmark's)")
-    p.add_argument("--val-size", type=int, help="number of validation images (default: the benchmark's, or size/5)")
-    p.add_argument("--workers", type=int, default=1, help="rendering processes (1)")
+    p.add_argument("--size", type=positive_int, help="number of training images (default: the benchmark's)")
+    p.add_argument("--val-size", type=positive_int, help="validation images (default: the benchmark's, or size/5)")
+    p.add_argument("--workers", type=positive_int, default=1, help="rendering processes (1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing, different benchmark")
     add_no_progress(p)
     p.set_defaults(func=generate)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mgdet.cli.common import add_no_progress
+from mgdet.cli.common import add_no_progress, positive_int
 from mgdet.demo.recipe import DEFAULT_DATA, DEMO_EPOCHS, RECIPE_EPOCHS
 
 DEMO_HELP = f"""Generate the CPU benchmark if it is missing (default ./mgdet_data/benchmark), train RetinaNet
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="mgdet_runs/demo", help="output folder: runs/ and report/ (mgdet_runs/demo)")
     p.add_argument("--data", help=f"benchmark folder, generated if missing ({DEFAULT_DATA}; "
                    "--quick: OUT/benchmark_quick)")  # fmt: skip
-    p.add_argument("--epochs", type=int,
+    p.add_argument("--epochs", type=positive_int,
                    help=f"training epochs of 1024 images (demo: {DEMO_EPOCHS}; recipe: {RECIPE_EPOCHS})")  # fmt: skip
     p.add_argument("--size", type=int, help="input size in pixels, a multiple of 32 (recipe: 256)")
     p.add_argument("--seed", type=int, default=0, help="training seed, the same for both runs (0)")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mgdet.cli.common import add_inference, print_table, torch_device
+from mgdet.cli.common import add_inference, positive_int, print_table, torch_device, unit_float
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="checkpoint file (.pth)")
     p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--show-thresh", type=float, default=0.3, help="draw boxes with at least this score (0.3)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (8)")
+    p.add_argument("--show-thresh", type=unit_float, default=0.3, help="draw boxes with at least this score (0.3)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass (8)")
     p.add_argument(
         "--backend",
         choices=("torch", "onnx"),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from mgdet.cli.common import print_table
+from mgdet.cli.common import OPSETS, input_size, opset, print_table
+from mgdet.errors import MgdetError
 
 DESCRIPTION = (
     "Export a checkpoint to ONNX: backbone + neck + head + box decoding. Input 'images' [B,3,S,S] float "
@@ -23,11 +23,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         import onnx  # noqa: F401
     except ModuleNotFoundError:
-        print("mgdet export needs the 'onnx' package: pip install 'mgdet[deploy]'", file=sys.stderr)
-        return 2
-    opset = args.opset or DEFAULT_OPSET
+        raise MgdetError("mgdet export needs the 'onnx' package: pip install 'mgdet[deploy]'") from None
+    version = args.opset or DEFAULT_OPSET
     _, summary = export_checkpoint(
-        args.checkpoint, args.onnx, input_size=args.input_size, dynamic_batch=args.dynamic_batch, opset=opset
+        args.checkpoint, args.onnx, input_size=args.input_size, dynamic_batch=args.dynamic_batch, opset=version
     )
     pp = summary.pop("postprocess")
     rows = [(k, str(v)) for k, v in summary.items()]
@@ -42,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX (model + box decoding)", description=DESCRIPTION)
     p.add_argument("checkpoint", help="checkpoint file (.pth)")
     p.add_argument("--onnx", required=True, metavar="FILE", help="output .onnx file")
-    p.add_argument("--input-size", type=int, metavar="S",
+    p.add_argument("--input-size", type=input_size, metavar="S",
                    help="square input size S baked into the graph (default: the checkpoint's)")  # fmt: skip
     p.add_argument("--dynamic-batch", action="store_true",
                    help="symbolic batch axis (default: batch fixed to 1)")  # fmt: skip
-    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset version (default: 17)")
+    p.add_argument("--opset", type=opset, metavar="N", help=f"ONNX opset, {OPSETS[0]}-{OPSETS[1]} (17)")
     p.set_defaults(func=run)

@@ -7,7 +7,7 @@ import shlex
 import sys
 import time
 
-from mgdet.cli.common import add_no_progress
+from mgdet.cli.common import add_no_progress, positive_int
 from mgdet.demo.recipe import BENCHMARK_DETECTORS, DEFAULT_DATA, PAPER_DETECTORS, STRATEGY_ABBR
 
 REPRODUCE_HELP = f"""The paper's Table 1 ablation: strategies x detectors x seeds, one training run each, resumable
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated, full or short names (iou,l2c,c2l,mg)")  # fmt: skip
     p.add_argument("--seeds", type=_ints, default="3",
                    help="a count N >= 1 (seeds 0..N-1) or a list: 1,2 (or 2, for seed 2 alone) (3)")  # fmt: skip
-    p.add_argument("--epochs", type=int, help="override train.epochs of every run")
+    p.add_argument("--epochs", type=positive_int, help="override train.epochs of every run")
     p.add_argument("--data", help=f"dataset root (default {DEFAULT_DATA}, generated if missing; with "
                    "--config-dir it overrides data.root)")  # fmt: skip
     p.add_argument("--config-dir", help="folder of <detector>_<strategy>.yaml configs instead of the built-in recipe")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from mgdet.cli.common import print_table
+from mgdet.cli.common import input_size, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``selfcheck`` verb."""
     p = sub.add_parser("selfcheck", help="run every assignment strategy on a tiny random batch",
                        description="Quick check that the assignment core runs on this machine.")  # fmt: skip
-    p.add_argument("--size", type=int, default=320, help="input size in pixels (320)")
+    p.add_argument("--size", type=input_size, default=320, help="input size in pixels (320)")
     p.set_defaults(func=run)
 
 

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mgdet.cli.common import add_device, add_format, print_table, torch_device
+from mgdet.cli.common import add_device, add_format, positive_int, print_table, torch_device
+from mgdet.errors import InputFileError, MgdetError
 
 DEFAULT_IMAGES = 4
 
@@ -95,7 +96,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="ROOT", help="dataset root (default: the checkpoint's data.root)")
     add_format(p, "dataset layout (default: the checkpoint's data.format, or auto-detect with --data)", auto=True)
     p.add_argument("--split", default=None, help="split to draw images from (default: the checkpoint's val split)")
-    p.add_argument("--images", type=int, default=DEFAULT_IMAGES, metavar="N", help="number of images to draw")
+    p.add_argument("--images", type=positive_int, default=DEFAULT_IMAGES, metavar="N", help="number of images to draw")
     add_device(p)
 
 
@@ -107,7 +108,7 @@ def _open_data(args: argparse.Namespace, run_config: dict[str, Any]) -> Any:
     data_cfg = run_config.get("data", {}) or {}
     root = args.data or data_cfg.get("root")
     if not root:
-        raise SystemExit("no dataset: pass --data ROOT (the checkpoint does not name one)")
+        raise MgdetError("no dataset: pass --data ROOT (the checkpoint does not name one)")
     fmt = args.format or (data_cfg.get("format") if args.data is None else "auto") or "auto"
     split = args.split or data_cfg.get("val_split") or "val"
     return open_dataset(root, fmt, split, data_cfg.get("class_names") or None)
@@ -189,7 +190,7 @@ def _detections(args: argparse.Namespace) -> int:
     det_a, cfg_a = load_detector(args.checkpoint_a, map_location=device)
     det_b, cfg_b = load_detector(args.checkpoint_b, map_location=device)
     if det_a.num_classes != det_b.num_classes:
-        raise SystemExit(f"the checkpoints have {det_a.num_classes} and {det_b.num_classes} classes")
+        raise MgdetError(f"the checkpoints have {det_a.num_classes} and {det_b.num_classes} classes")
     titles = args.titles or [_strategy(cfg_a, "A"), _strategy(cfg_b, "B")]
     dataset = _open_data(args, cfg_a)
     sizes = (_input_size(det_a, cfg_a), _input_size(det_b, cfg_b))
@@ -234,7 +235,7 @@ def _curves(args: argparse.Namespace) -> int:
     run_dir, out = Path(args.run_dir), Path(args.out)
     history_path = run_dir / "history.csv"
     if not history_path.is_file():
-        raise SystemExit(f"{history_path}: not found (is RUN_DIR a training run folder?)")
+        raise InputFileError(f"{history_path}: not found (is RUN_DIR a training run folder?)")
     history = read_history(history_path)
     written = [save_figure(plot_training_curves(history, title=run_dir.name), out / "training_curves.png")]
     if args.eval_json:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mgdet.errors import MgdetError
+
 #: Problem kinds: an annotation is wrong, or an image file is missing/broken.
 ANNOTATION = "annotation"
 IMAGE = "image"
 
 
-class DatasetError(ValueError):
+class DatasetError(MgdetError, ValueError):
     """A dataset file is malformed. The message always names the file (and line/field when known)."""
 
     def __init__(

@@ -15,7 +15,7 @@ from .coco import CocoDataset
 from .errors import IMAGE, DatasetError, Problem
 from .image_io import probe_image
 from .records import RecordDataset
-from .voc import VOC_CLASSES, VOCDataset
+from .voc import VOC_CLASSES, VOCDataset, voc_datasets
 from .yolo import YoloDataset
 
 FORMATS = ("auto", "voc", "coco", "yolo")
@@ -72,6 +72,14 @@ def _read_classes(path: Path) -> tuple[str, ...] | None:
     return tuple(ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
 
 
+def devkit_years(root: Path) -> list[str]:
+    """The two-digit years of the ``VOC<year>`` folders of a VOCdevkit root (``["07", "12"]``), else []."""
+    if not root.is_dir():
+        return []
+    found = sorted(d.name[3:] for d in root.glob("VOC[12][09][0-9][0-9]") if (d / "Annotations").is_dir())
+    return [y[2:] for y in found]
+
+
 def open_dataset(
     root: str | Path,
     format: str = "auto",
@@ -87,10 +95,18 @@ def open_dataset(
       else next to it) or a
       folder with ``annotations/instances_<split>.json`` and ``JPEGImages/`` (the benchmark layout).
     - YOLO (``labels/`` + ``images/``): classes from ``classes.txt`` (or ``class_names``).
+    - a ``VOCdevkit`` (``VOC2007/``, ``VOC2012/``): ``split`` as in training (``"07+12/trainval"``; default:
+      every year, ``trainval``); classes from the first year's ``classes.txt``, else VOC's 20.
     """
     root = Path(root)
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    years = devkit_years(root)
+    if format in ("auto", "voc") and years and not (root / "Annotations").is_dir():  # a VOCdevkit, as train takes
+        ys, name = split.split("/", 1) if split and "/" in split else ("+".join(years), split or "trainval")
+        first = root / f"VOC20{ys.split('+')[0].strip()[-2:]}"
+        names = class_names or _read_classes(first / "classes.txt") or VOC_CLASSES
+        return voc_datasets(root, ys, name, tuple(names), on_error=on_error)
     if format == "auto":
         if root.is_file() and root.suffix == ".json":
             format = "coco"
@@ -164,6 +180,8 @@ def check_dataset(
             except DatasetError as exc:
                 report.broken_images.append(Problem(str(rec.path), exc.reason, key=rec.key, kind=IMAGE))
     report.num_images = len(ds.records)
+    if not ds.records and not report.errors:
+        report.errors.append(Problem(str(source), "no images: check the split and the annotation files"))
     report.records = list(ds.records)
     report.num_objects = sum(len(r.labels) for r in ds.records)
     report.class_histogram = {name: hist.get(i, 0) for i, name in enumerate(ds.class_names)}

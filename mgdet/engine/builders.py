@@ -8,9 +8,10 @@ from typing import Any
 import torch
 
 from mgdet.anchors import PAPER_ANCHOR_BASE
-from mgdet.data import CocoDataset, RecordDataset, VOCDataset, YoloDataset, voc_datasets
+from mgdet.data import CocoDataset, RecordDataset, VOCDataset, YoloDataset
+from mgdet.data.errors import DatasetError
 from mgdet.data.validate import open_dataset
-from mgdet.engine.config import DataConfig, RunConfig
+from mgdet.engine.config import ConfigError, DataConfig, RunConfig
 
 
 def _path(root: Path, p: str) -> Path:
@@ -26,20 +27,27 @@ def build_dataset(d: DataConfig, train: bool, class_names: list[str] | tuple[str
       with the annotation fields empty, ``root/annotations/instances_<split>.json`` and ``root/JPEGImages``.
     - ``yolo``: ``root`` + ``train_images``/``val_images`` and label folders ``train_ann``/``val_ann``.
     """
+    ds = _open(d, train, class_names)
+    if len(ds) == 0:
+        split = d.train_split if train else d.val_split
+        raise DatasetError(
+            f"the {'training' if train else 'validation'} split {split!r} has no images: check data.root, "
+            f"the split name and the annotation files (mgdet data check {d.root} --split {split})",
+            d.root,
+        )
+    return ds
+
+
+def _open(d: DataConfig, train: bool, class_names: list[str] | tuple[str, ...] | None) -> RecordDataset:
+    """:func:`build_dataset` without the check that the split has images."""
     root = Path(d.root)
     names = class_names or d.class_names
     split = d.train_split if train else d.val_split
     if not d.root:
-        raise ValueError("data.root is empty: set it in the config or with data.root=PATH")
+        raise ConfigError("data.root is empty: set it in the config or with data.root=PATH")
     if not root.exists():
-        raise FileNotFoundError(f"data.root {root} does not exist")
-    if d.format == "voc":
-        if "/" in split:
-            years, name = split.split("/", 1)
-            kwargs: dict[str, Any] = {"on_error": d.on_error}
-            if names:
-                kwargs["class_names"] = tuple(names)
-            return voc_datasets(root, years, name, **kwargs)
+        raise ConfigError(f"data.root = {str(root)!r} does not exist: give the dataset folder with data.root=PATH")
+    if d.format == "voc":  # one folder or a VOCdevkit, exactly as `mgdet data check` opens it
         return open_dataset(root, "voc", split, names, on_error=d.on_error)
     if d.format == "coco":
         ann = d.train_ann if train else d.val_ann
@@ -54,7 +62,7 @@ def build_dataset(d: DataConfig, train: bool, class_names: list[str] | tuple[str
     if not names:
         classes = root / "classes.txt"
         if not classes.is_file():
-            raise ValueError(f"YOLO data needs data.class_names or {classes}")
+            raise ConfigError(f"YOLO data needs data.class_names or {classes}")
         names = [c.strip() for c in classes.read_text().splitlines() if c.strip()]
     return YoloDataset(image_dir, label_dir, tuple(names), on_error=d.on_error)
 

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 import mgdet
+from mgdet.errors import MgdetError
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(MgdetError, RuntimeError):
     """A checkpoint that cannot be read or does not fit; the message names the file."""
 
 
@@ -51,15 +52,74 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        if "GLOBAL" not in str(e) and "Unsupported global" not in str(e):  # not pickled objects: not a checkpoint
+            raise CheckpointError(_not_a_checkpoint(path)) from None
         raise CheckpointError(
             f"{path}: refused to load: the file contains Python objects that could run code "
-            f"(only tensors and plain values are accepted). Details: {str(e).splitlines()[0]}"
+            f"(an mgdet checkpoint holds only tensors and plain values)"
         ) from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file): {e}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(_not_a_checkpoint(path, str(e).splitlines()[0] if str(e) else "")) from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not an mgdet checkpoint (no 'model' entry)")
     return state
+
+
+def _not_a_checkpoint(path: Path, detail: str = "") -> str:
+    """The message for a file torch cannot read as a checkpoint (random bytes, an ONNX file, a truncated file)."""
+    hint = " (an .onnx file runs with: mgdet detect FILE.onnx IMAGES --backend onnx)" if path.suffix == ".onnx" else ""
+    why = f": {detail}" if detail else ""
+    return f"{path}: not a torch checkpoint file (truncated, or another kind of file){hint}{why}"
+
+
+#: ranges of the checkpoint fields checked before a detector is built (a crafted file cannot allocate much)
+MAX_CLASSES = 10_000
+INPUT_SIZE_RANGE = (32, 4096)
+WIDTH_RANGE = (1, 4096)
+
+
+def validate_fields(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Check the fields a detector is built from (types and ranges); returns ``model_config`` as a dict.
+
+    Raises :class:`CheckpointError` naming the field and its value.
+    """
+    mc = state.get("model_config")
+    if mc is None:
+        raise CheckpointError(f"{path}: checkpoint has no 'model_config'; was it written by mgdet?")
+    if not isinstance(mc, dict):
+        raise CheckpointError(f"{path}: model_config must be a dict, got {type(mc).__name__}")
+
+    def bad(key: str, want: str) -> CheckpointError:
+        return CheckpointError(f"{path}: model_config.{key} = {mc.get(key)!r}: expected {want}")
+
+    for key in ("name", "backbone"):
+        if not isinstance(mc.get(key), str):
+            raise bad(key, "a string")
+    n = mc.get("num_classes")
+    if not _int_in(n, 1, MAX_CLASSES):
+        raise bad("num_classes", f"an integer from 1 to {MAX_CLASSES}")
+    size = mc.get("input_size", 320)
+    sizes = list(size) if isinstance(size, list | tuple) else [size]
+    if not sizes or len(sizes) > 2 or not all(_int_in(v, *INPUT_SIZE_RANGE) for v in sizes):
+        raise bad("input_size", f"an integer (or [h, w]) from {INPUT_SIZE_RANGE[0]} to {INPUT_SIZE_RANGE[1]}")
+    for key in ("neck_width", "head_width", "head_depth", "num_levels"):
+        if key in mc and not _int_in(mc[key], *WIDTH_RANGE):
+            raise bad(key, f"an integer from {WIDTH_RANGE[0]} to {WIDTH_RANGE[1]}")
+    names = state.get("class_names")
+    if names is not None and (not isinstance(names, list | tuple) or not all(isinstance(c, str) for c in names)):
+        raise CheckpointError(f"{path}: class_names must be a list of strings, got {names!r:.200}")
+    if names and len(names) != n:
+        raise CheckpointError(f"{path}: {len(names)} class_names but model_config.num_classes = {n}")
+    for key in ("epoch", "iteration", "epoch_iter"):
+        if key in state and not _int_in(state[key], 0, 10**12):
+            raise CheckpointError(f"{path}: {key} = {state[key]!r}: expected an integer >= 0")
+    if "config" in state and not isinstance(state["config"], dict):
+        raise CheckpointError(f"{path}: config must be a dict, got {type(state['config']).__name__}")
+    return dict(mc)
+
+
+def _int_in(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
 def rng_state() -> dict[str, Any]:
@@ -99,19 +159,17 @@ def load_detector(
     from mgdet.models import build_detector
 
     state = load_checkpoint(path, map_location)
-    if "model_config" not in state:
-        raise CheckpointError(f"{path}: checkpoint has no 'model_config'; was it written by mgdet?")
-    mc = dict(state["model_config"])
+    mc = validate_fields(state, path)
     mc["pretrained"] = None  # the weights come from the checkpoint
     try:
         det = build_detector(**mc)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: cannot rebuild the detector from its model_config {mc}: {e}") from None
     weights = state["ema"] if use_ema and state.get("ema") is not None else state["model"]
     try:
         det.load_state_dict(weights)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the detector: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"{path}: weights do not fit the detector: {' '.join(str(e).split())[:600]}") from None
     det.eval()
     return det.to(map_location), state.get("config", {})
 

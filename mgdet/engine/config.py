@@ -19,11 +19,12 @@ import yaml
 
 from mgdet.anchors import PAPER_ANCHOR_BASE
 from mgdet.assign import STRATEGIES
+from mgdet.errors import MgdetError
 from mgdet.losses import LossConfig
 from mgdet.postprocess import PAPER_POSTPROCESS
 
 
-class ConfigError(ValueError):
+class ConfigError(MgdetError, ValueError):
     """A configuration value that cannot be used; the message names the file and the key."""
 
 

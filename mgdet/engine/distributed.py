@@ -52,7 +52,12 @@ def resolve_device(device: str, info: DistInfo) -> torch.device:
         from mgdet.engine.config import ConfigError
 
         raise ConfigError(f"device {device!r} requested but CUDA is not available; use device=cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        from mgdet.engine.config import ConfigError
+
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -40,6 +40,7 @@ from mgdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint,
 from mgdet.engine.config import ConfigError, RunConfig, augment_mode, save_config
 from mgdet.engine.feature_cache import FeatureCache, backbone_is_frozen
 from mgdet.engine.inference import evaluate_model
+from mgdet.errors import MgdetError
 from mgdet.stats import SCORE_BINS, assignment_stats, epoch_means, histogram_mean, histogram_median, score_histogram
 
 HISTORY_COLUMNS = [
@@ -50,7 +51,7 @@ HISTORY_COLUMNS = [
 EVAL_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "misalign")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(MgdetError, RuntimeError):
     """Training cannot go on (e.g. too many non-finite steps in a row)."""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from mgdet.engine.table import format_table
+from mgdet.errors import InputFileError
 from mgdet.evaluation.coco import COCO_IOU_THRESHOLDS
 
 
@@ -128,7 +129,12 @@ def save_eval_json(result: EvalResult, path: str | Path, arrays: bool = True) ->
 def load_eval_json(path: str | Path) -> dict[str, Any]:
     """Read a file of :func:`save_eval_json` (or ``EvalResult.save_json``); the arrays of :data:`ARRAY_KEYS`
     become numpy arrays when present."""
-    data = json.loads(Path(path).read_text())
+    try:
+        data = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputFileError(f"{path}: not a json evaluation file (mgdet eval's metrics.json): {e}") from None
+    if not isinstance(data, dict):
+        raise InputFileError(f"{path}: not an evaluation file (mgdet eval's metrics.json): no json object")
     for key in ARRAY_KEYS:
         if data.get(key) is not None:
             data[key] = np.asarray(data[key], dtype=np.float64)

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from mgdet.errors import MgdetError
+
 IMAGENET_URLS = {
     "ResNet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
     "VGG16BN": "https://download.pytorch.org/models/vgg16_bn-6c64b313.pth",
@@ -35,7 +37,7 @@ CLASSIFIER_PREFIXES = ("fc.", "classifier.")
 _HASH_RE = re.compile(r"-([0-9a-f]{8,64})\.[^.]+$")
 
 
-class PretrainedHashError(RuntimeError):
+class PretrainedHashError(MgdetError, RuntimeError):
     """A weight file whose content does not match the sha256 prefix in its name."""
 
 

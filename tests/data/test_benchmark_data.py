@@ -11,6 +11,8 @@ import pytest
 
 from mgdet.data import benchmark as bm
 from mgdet.data.benchmark.scene import _random_background
+from mgdet.data.benchmark.writer import MARKER
+from mgdet.errors import OutputError
 
 NUM_TRAIN, NUM_VAL = 14, 6
 
@@ -138,7 +140,7 @@ def test_skip_overwrite_and_foreign_files(tmp_path: Path) -> None:
     assert again.skipped and again.stats == first.stats
     assert bm.benchmark_matches(root, 3, 3, 2, bm.DEFAULT_IMAGE_SIZE)
     assert not bm.benchmark_matches(root, 4, 3, 2, bm.DEFAULT_IMAGE_SIZE)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(OutputError, match="--overwrite"):
         bm.generate_benchmark(root, seed=4, num_train=3, num_val=2)
     info = bm.generate_benchmark(root, seed=4, num_train=2, num_val=1, overwrite=True)
     assert not info.skipped
@@ -169,3 +171,38 @@ def test_backgrounds_ship_with_pip_packages() -> None:
     assert len(images) == len(bm.BACKGROUND_SOURCES) >= 10
     for img in images:
         assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8 and max(img.shape) <= 512
+
+
+def _voc_like(root: Path) -> dict[Path, bytes]:
+    """A user's VOC dataset (no benchmark.json): its files and their bytes."""
+    files = {
+        root / "JPEGImages" / "000001.jpg": b"\xff\xd8 not really a jpeg",
+        root / "Annotations" / "000001.xml": b"<annotation/>",
+        root / "ImageSets" / "Main" / "train.txt": b"000001\n",
+        root / "README.md": b"my notes",
+        root / "classes.txt": b"cat\n",
+    }
+    for f, data in files.items():
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(data)
+    return files
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_generate_never_touches_a_real_dataset(tmp_path: Path, overwrite: bool) -> None:
+    files = _voc_like(tmp_path / "my_voc")
+    with pytest.raises(OutputError, match="not a benchmark written by mgdet.*JPEGImages"):
+        bm.generate_benchmark(tmp_path / "my_voc", seed=1, num_train=2, num_val=1, overwrite=overwrite)
+    assert all(f.read_bytes() == data for f, data in files.items())
+
+
+def test_overwrite_removes_only_recorded_files(tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    bm.generate_benchmark(root, seed=1, num_train=3, num_val=1)
+    extra = root / "JPEGImages" / "holiday.jpg"  # a user's file put into the benchmark's folder
+    extra.write_bytes(b"mine")
+    bm.generate_benchmark(root, seed=2, num_train=1, num_val=1, overwrite=True)
+    assert extra.read_bytes() == b"mine"
+    names = sorted(p.name for p in (root / "JPEGImages").iterdir())
+    assert names == ["holiday.jpg", "train_000000.jpg", "val_000000.jpg"]
+    assert not (root / MARKER).exists()

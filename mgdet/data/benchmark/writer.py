@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
-import shutil
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from mgdet.data.benchmark.scene import (
     image_rng,
 )
 from mgdet.data.benchmark.statistics import sample_statistics
+from mgdet.errors import OutputError
 
 GENERATOR_VERSION = "1.0"
 """Bumped whenever the rendered pixels or annotations change for a given seed."""
@@ -45,6 +45,8 @@ _OUTPUTS = (
     "README.md",
     "benchmark.json",
 )
+#: written first and removed last: the record of an unfinished run (what ``--overwrite`` may remove)
+MARKER = ".mgdet-benchmark-partial.json"
 
 
 @dataclass
@@ -167,14 +169,34 @@ Redistributing this generated folder therefore requires keeping this README (the
 """
 
 
-def _remove_outputs(root: Path) -> None:
-    """Delete only what the generator writes (never the whole folder)."""
-    for name in _OUTPUTS:
-        p = root / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+def owned_files(root: Path) -> list[Path] | None:
+    """The files the generator wrote into ``root``, from the parameters recorded in ``benchmark.json`` (a
+    finished run) or :data:`MARKER` (an unfinished one); ``None`` when neither is there (not a benchmark)."""
+    for name in ("benchmark.json", MARKER):
+        try:
+            meta = json.loads((root / name).read_text())
+            counts = {"train": int(meta["params"]["num_train"]), "val": int(meta["params"]["num_val"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        files = [root / n for n in ("classes.txt", "README.md", "benchmark.json", MARKER)]
+        for split, count in counts.items():
+            files += [root / "ImageSets" / "Main" / f"{split}.txt", root / "annotations" / f"instances_{split}.json"]
+            for i in range(count):
+                stem = image_stem(split, i)
+                files += [root / "JPEGImages" / f"{stem}.jpg", root / "Annotations" / f"{stem}.xml"]
+        return files
+    return None
+
+
+def _remove_outputs(root: Path, files: list[Path]) -> None:
+    """Delete ``files`` (what the generator recorded), then its folders if they are left empty; nothing else."""
+    for f in files:
+        if f.is_file() or f.is_symlink():
+            f.unlink()
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main", "ImageSets", "annotations"):
+        d = root / sub
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
 
 
 def _render_chunk(root: str, seed: int, split: str, indices: range, image_size: int) -> list[Sample]:
@@ -246,8 +268,9 @@ def generate_benchmark(
 
     If ``out_dir/benchmark.json`` already records the same generator version and parameters, nothing
     is written and the recorded info is returned with ``skipped=True``. If ``out_dir`` holds other
-    generator outputs (different parameters, or an interrupted run), ``FileExistsError`` is raised
-    unless ``overwrite``; then only the generator's own files and folders are removed.
+    generator outputs (different parameters, or an interrupted run), :class:`OutputError` is raised
+    unless ``overwrite``; then only the files recorded by the earlier run (:func:`owned_files`) are removed.
+    A folder with VOC/COCO files but no such record (a real dataset) is always refused.
     ``benchmark.json`` is written last, so an interrupted run is never mistaken for a finished one.
 
     ``progress(done, total)`` is called as images are finished (for a progress bar). ``workers > 1``
@@ -262,14 +285,25 @@ def generate_benchmark(
     if not overwrite and benchmark_matches(root, seed, num_train, num_val, image_size):
         meta = json.loads((root / "benchmark.json").read_text())
         return BenchmarkInfo(root, seed, num_train, num_val, image_size, stats=meta["stats"], skipped=True)
-    if any((root / name).exists() for name in _OUTPUTS):
-        if not overwrite:
-            raise FileExistsError(
-                f"{root} holds a benchmark with other parameters or an unfinished one; pass overwrite=True"
+    found = [name for name in (*_OUTPUTS, MARKER) if (root / name).exists()]
+    if found:
+        owned = owned_files(root)
+        if owned is None:
+            raise OutputError(
+                f"{root} is not a benchmark written by mgdet (no benchmark.json or {MARKER}, but it holds "
+                f"{', '.join(found)}): nothing was changed; choose another output folder"
             )
-        _remove_outputs(root)
+        if not overwrite:
+            raise OutputError(
+                f"{root} holds an mgdet benchmark with other parameters or an unfinished one; pass --overwrite "
+                "(overwrite=True) to replace it: only the files the generator recorded are removed"
+            )
+        _remove_outputs(root, owned)
 
     start = time.perf_counter()
+    root.mkdir(parents=True, exist_ok=True)
+    params = _params(seed, num_train, num_val, image_size)
+    (root / MARKER).write_text(json.dumps({"generator_version": GENERATOR_VERSION, "params": params}) + "\n")
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main", "annotations"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     total = num_train + num_val
@@ -318,5 +352,6 @@ def generate_benchmark(
         "stats": stats,
     }
     (root / "benchmark.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (root / MARKER).unlink()
     seconds = time.perf_counter() - start
     return BenchmarkInfo(root, seed, num_train, num_val, image_size, stats=stats, seconds=seconds)

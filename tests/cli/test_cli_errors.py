@@ -1,0 +1,136 @@
+"""Every user mistake ends in one line on stderr and exit code 2 (no traceback); ``--debug`` shows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mgdet.cli import main
+from mgdet.errors import MgdetError
+
+
+def _run(capsys, *argv: str) -> tuple[int, str]:
+    try:
+        rc = main(list(argv))
+    except SystemExit as e:  # argparse usage errors
+        rc = int(e.code or 0)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, err
+
+
+def test_every_error_class_derives_from_one_base() -> None:
+    from mgdet.data import DatasetError
+    from mgdet.engine.checkpoint import CheckpointError
+    from mgdet.engine.config import ConfigError
+    from mgdet.engine.train import TrainingError
+    from mgdet.models.pretrained import PretrainedHashError
+
+    for cls, old in ((ConfigError, ValueError), (CheckpointError, RuntimeError), (DatasetError, ValueError),
+                     (TrainingError, RuntimeError), (PretrainedHashError, RuntimeError)):  # fmt: skip
+        assert issubclass(cls, MgdetError) and issubclass(cls, old)
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["detect", "C.pth", "I", "--out", "o", "--batch-size", "0"], "must be at least 1"),
+        (["detect", "C.pth", "I", "--out", "o", "--batch-size", "-1"], "must be at least 1"),
+        (["detect", "C.pth", "I", "--out", "o", "--device", "banana"], "unknown device 'banana'"),
+        (["eval", "C.pth", "--score-thresh", "2"], "between 0 and 1"),
+        (["export", "C.pth", "--onnx", "x.onnx", "--input-size", "0"], "at least 32"),
+        (["export", "C.pth", "--onnx", "x.onnx", "--opset", "5"], "must be between 13 and 20"),
+        (["selfcheck", "--size", "0"], "at least 32"),
+        (["data", "generate", "--out", "x", "--size", "-3"], "must be at least 1"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(capsys, argv: list[str], said: str) -> None:
+    rc, err = _run(capsys, *argv)
+    assert rc == 2 and said in err
+
+
+def test_unreadable_files_are_one_line(tmp_path: Path, capsys, tiny_checkpoint: Path) -> None:
+    junk = tmp_path / "random.pth"
+    junk.write_bytes(bytes(range(256)) * 40)
+    rc, err = _run(capsys, "eval", str(junk))
+    assert rc == 2 and "not a torch checkpoint file" in err and "could run code" not in err
+    fake_onnx = tmp_path / "model.onnx"
+    fake_onnx.write_bytes(b"\x08\x07garbage")
+    rc, err = _run(capsys, "eval", str(fake_onnx))
+    assert rc == 2 and "--backend onnx" in err and "weights_only" not in err
+    images = tmp_path / "imgs"
+    images.mkdir()
+    (images / "a.jpg").write_bytes((tiny_checkpoint.parent / "last.pth").read_bytes()[:10])
+    rc, err = _run(capsys, "detect", str(tiny_checkpoint), str(images), "--out", str(tmp_path / "o"),
+                   "--backend", "onnx")  # fmt: skip
+    assert rc == 2 and "not an ONNX file" in err and "--backend torch" in err
+    from mgdet.evaluation import load_eval_json
+
+    with pytest.raises(MgdetError, match="not a json evaluation file"):
+        load_eval_json(junk)
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    with pytest.raises(MgdetError):
+        main(["--debug", "eval", str(tmp_path / "missing.pth")])
+
+
+def test_unwritable_output_is_one_line(tmp_path: Path, capsys, tiny_checkpoint: Path, tiny_dataset: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc, err = _run(capsys, "data", "generate", "--out", str(blocker / "sub"), "--size", "1", "--no-progress")
+    assert rc == 2 and str(blocker) in err and "error:" in err
+    rc, err = _run(capsys, "eval", str(tiny_checkpoint), "--out", str(blocker), "--no-progress")
+    assert rc == 2 and str(blocker) in err
+
+
+@pytest.mark.parametrize(
+    "field, value, said",
+    [
+        ("num_classes", -3, "num_classes = -3"),
+        ("num_classes", 10**9, "num_classes = 1000000000"),
+        ("num_classes", "7", "num_classes = '7'"),
+        ("input_size", 10**6, "input_size"),
+        ("neck_width", 10**7, "neck_width"),
+    ],
+)
+def test_crafted_checkpoint_fields_are_refused(tmp_path: Path, capsys, tiny_checkpoint: Path, field, value, said):
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    state["model_config"][field] = value
+    bad = tmp_path / "bad.pth"
+    torch.save(state, bad)
+    rc, err = _run(capsys, "eval", str(bad), "--no-progress")
+    assert rc == 2 and said in err
+
+
+def test_empty_dataset_is_an_error(tmp_path: Path, capsys, tiny_dataset: Path) -> None:
+    import shutil
+
+    root = tmp_path / "d"
+    shutil.copytree(tiny_dataset, root)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("")
+    rc, err = _run(capsys, "data", "check", str(root), "--split", "train", "--detector", "none")
+    assert rc == 1
+    from mgdet.data import check_dataset
+
+    assert not check_dataset(root, split="train").ok
+    from mgdet.engine.builders import build_dataset
+    from mgdet.engine.config import DataConfig
+
+    with pytest.raises(MgdetError, match="has no images"):
+        build_dataset(DataConfig(root=str(root), train_split="train"), train=True)
+
+
+def test_data_check_accepts_a_vocdevkit_root(tmp_path: Path, capsys, tiny_dataset: Path) -> None:
+    import shutil
+
+    shutil.copytree(tiny_dataset, tmp_path / "VOCdevkit" / "VOC2007")
+    rc, _ = _run(capsys, "data", "check", str(tmp_path / "VOCdevkit"), "--split", "07/val", "--detector", "none")
+    assert rc == 0
+    from mgdet.data import check_dataset
+
+    report = check_dataset(tmp_path / "VOCdevkit", split="07/val")
+    assert report.num_images == 6
