@@ -195,29 +195,36 @@ def write_detections(
     out: Path,
     class_names: Sequence[str] | None,
     show_thresh: float = 0.3,
+    file_names: dict[Path, str] | None = None,
 ) -> list[tuple[str, int, str]]:
-    """Consume a detection stream: annotated ``out/<stem>.jpg`` per image, ``out/detections.json`` (the
-    format of ``mgdet detect``) and ``out/detections_coco.json`` (COCO results list). Returns table rows
-    ``(image, boxes >= show_thresh, top score)``."""
+    """Consume a detection stream: annotated ``out/<stem>.jpg`` per image (``file_names[path]`` when given:
+    distinct names for colliding stems), ``out/detections.json`` (the format of ``mgdet detect``; each record
+    names its annotated copy) and ``out/detections_coco.json`` (COCO results list). Returns table rows
+    ``(image, boxes >= show_thresh, top score)``. The two json files are written even when the stream stops
+    with an error: they hold the images processed until then."""
     from mgdet.engine.draw import draw_detections
 
     out.mkdir(parents=True, exist_ok=True)
     names = list(class_names or [])
     records, coco, counts = [], [], []
-    for image_id, (path, image, d) in enumerate(stream):
-        keep = d["scores"] >= show_thresh
-        drawn = draw_detections(image, d["boxes"][keep], d["scores"][keep], d["labels"][keep], names)
-        cv2.imwrite(str(out / f"{path.stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-        records.append({
-            "file": str(path),
-            "detections": [
-                {"bbox_xyxy": [round(float(v), 2) for v in b], "score": round(float(s), 4), "label": int(lb),
-                 "class": names[int(lb)] if int(lb) < len(names) else str(int(lb))}
-                for b, s, lb in zip(d["boxes"], d["scores"], d["labels"])
-            ],
-        })  # fmt: skip
-        coco.extend(coco_results([{**d, "image_id": image_id, "file_name": path.name}], decimals=(2, 4)))
-        counts.append((path.name, int(keep.sum()), f"{float(d['scores'].max()) if len(d['scores']) else 0:.3f}"))
-    (out / "detections.json").write_text(json.dumps(records, indent=1))
-    (out / "detections_coco.json").write_text(json.dumps(coco))
+    try:
+        for image_id, (path, image, d) in enumerate(stream):
+            keep = d["scores"] >= show_thresh
+            drawn = draw_detections(image, d["boxes"][keep], d["scores"][keep], d["labels"][keep], names)
+            annotated = (file_names or {}).get(path, f"{path.stem}.jpg")
+            cv2.imwrite(str(out / annotated), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            records.append({
+                "file": str(path),
+                "annotated": annotated,
+                "detections": [
+                    {"bbox_xyxy": [round(float(v), 2) for v in b], "score": round(float(s), 4), "label": int(lb),
+                     "class": names[int(lb)] if int(lb) < len(names) else str(int(lb))}
+                    for b, s, lb in zip(d["boxes"], d["scores"], d["labels"])
+                ],
+            })  # fmt: skip
+            coco.extend(coco_results([{**d, "image_id": image_id, "file_name": path.name}], decimals=(2, 4)))
+            counts.append((path.name, int(keep.sum()), f"{float(d['scores'].max()) if len(d['scores']) else 0:.3f}"))
+    finally:
+        (out / "detections.json").write_text(json.dumps(records, indent=1))
+        (out / "detections_coco.json").write_text(json.dumps(coco))
     return counts

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mgdet.cli.common import add_inference, positive_int, print_table, torch_device, unit_float
+from mgdet.errors import OutputError
+
+#: the result files of ``detect`` in ``--out``
+RESULTS = ("detections.json", "detections_coco.json")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,13 +31,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="torch",
         help="torch: CHECKPOINT is a .pth; onnx: an `mgdet export` file run with onnxruntime (torch)",
     )
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier detect in --out (only the files it recorded)")  # fmt: skip
     add_inference(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mgdet.deploy import write_detections
+    from mgdet.engine.inference import collect_images
 
+    args.paths = collect_images(args.images)
+    file_names = check_outputs(args, args.paths)  # before anything is loaded or written
     if args.backend == "onnx":  # CHECKPOINT is a file written by `mgdet export`
         stream, names = _onnx_stream(args)
         done = "annotated images, detections.json and detections_coco.json written to {} (onnxruntime)"
@@ -40,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         stream, names = _torch_stream(args)
         done = "annotated images and detections.json written to {}"
     out = Path(args.out)
-    counts = write_detections(stream, out, names, args.show_thresh)
+    counts = write_detections(stream, out, names, args.show_thresh, file_names)
     print_table(counts[:50], ["image", f"boxes >= {args.show_thresh}", "top score"])
     if len(counts) > 50:
         print(f"... {len(counts) - 50} more")
@@ -48,18 +58,48 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_outputs(args: argparse.Namespace, paths: list[Path]) -> dict[Path, str]:
+    """The write rule for ``detect``: ``--out`` is no input folder or file, no annotated copy lands on an
+    input, an earlier run's results are replaced only with ``--overwrite`` (and only files it recorded).
+    Returns the annotated copy's name of each image (colliding stems get distinct names)."""
+    from mgdet.outputs import check_fresh, check_not_inputs, check_output_folder, distinct_names
+
+    out = Path(args.out)
+    inputs = [Path(p) for p in args.images] + [Path(args.checkpoint)]
+    check_output_folder(out, inputs)
+    names = dict(zip(paths, distinct_names(paths)))
+    check_not_inputs([out / n for n in (*names.values(), *RESULTS)], [*paths, Path(args.checkpoint)])
+    check_fresh(out, RESULTS, args.overwrite)
+    recorded = _recorded(out / RESULTS[0]) if args.overwrite else set()
+    foreign = [n for n in names.values() if (out / n).exists() and n not in recorded]
+    if foreign:
+        raise OutputError(
+            f"--out {out} already holds {foreign[0]} (and {len(foreign) - 1} more) that no earlier mgdet detect "
+            "recorded; choose another folder"
+        )
+    return names
+
+
+def _recorded(path: Path) -> set[str]:
+    """The annotated copies an earlier ``detections.json`` lists."""
+    try:
+        return {str(r.get("annotated")) for r in json.loads(path.read_text()) if isinstance(r, dict)}
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
 def _torch_stream(args: argparse.Namespace) -> tuple[Iterator[Any], list[str] | None]:
     """Detections of a ``.pth`` checkpoint, one image at a time, and its class names."""
     from mgdet.engine.checkpoint import load_checkpoint, load_detector
     from mgdet.engine.config import EvalConfig
-    from mgdet.engine.inference import collect_images, detect_images
+    from mgdet.engine.inference import detect_images
 
     device = torch_device(args.device)
     det, run_cfg = load_detector(args.checkpoint, map_location=device)
     names = list(run_cfg.get("data", {}).get("class_names") or []) or None
     if names is None:
         names = list(load_checkpoint(args.checkpoint).get("class_names", []))
-    paths = collect_images(args.images)
+    paths = args.paths
     ecfg = EvalConfig(score_thresh=args.score_thresh, nms_iou=args.nms_iou, max_det=args.max_det)
     stream = detect_images(det, paths, ecfg, device, batch_size=args.batch_size, progress=not args.no_progress)
     return stream, names
@@ -70,13 +110,12 @@ def _onnx_stream(args: argparse.Namespace) -> tuple[Iterator[Any], list[str]]:
     from dataclasses import replace
 
     from mgdet.deploy import OnnxDetector, detect_paths
-    from mgdet.engine.inference import collect_images
 
     backend = OnnxDetector(args.checkpoint, providers=_providers(args.device))
     # the command line wins over the file's stored values (pre_nms_topk stays the stored one)
     backend.params = replace(backend.params, score_thresh=args.score_thresh, nms_iou=args.nms_iou,
                              max_det=args.max_det)  # fmt: skip
-    paths = collect_images(args.images)
+    paths = args.paths
     stream = detect_paths(backend, paths, batch_size=args.batch_size, progress=not args.no_progress)
     return stream, backend.class_names
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from mgdet.cli.common import add_format, add_inference, torch_device
 
+#: the result files of ``eval`` in ``--out``
+RESULTS = ("metrics.json", "detections_coco.json")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``eval`` verb."""
@@ -19,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_format(p, "dataset format (default: stored)")
     p.add_argument("--split", help="split to evaluate (default: the stored validation split)")
     p.add_argument("--out", help="folder for metrics.json and detections_coco.json (default: beside checkpoint)")
+    p.add_argument("--overwrite", action="store_true", help="replace the metrics of an earlier eval in --out")
     p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights even if EMA weights exist")
     add_inference(p)
     p.set_defaults(func=run)
@@ -26,13 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mgdet.engine.builders import build_dataset
-    from mgdet.engine.checkpoint import load_detector
+    from mgdet.engine.checkpoint import CheckpointError, check_class_names, load_checkpoint, load_detector
     from mgdet.engine.config import from_dict
     from mgdet.engine.inference import evaluate_model
     from mgdet.evaluation import save_eval_json
+    from mgdet.outputs import check_fresh, check_not_inputs, check_output_folder
 
     device = torch_device(args.device)
     det, run_cfg = load_detector(args.checkpoint, map_location=device, use_ema=not args.no_ema)
+    stored_names = load_checkpoint(args.checkpoint).get("class_names")
     cfg = from_dict(run_cfg, f"{args.checkpoint} (stored config)")
     if args.data:
         cfg.data.root = args.data
@@ -42,8 +48,17 @@ def run(args: argparse.Namespace) -> int:
         cfg.data.val_split = args.split
     cfg.eval.score_thresh, cfg.eval.nms_iou, cfg.eval.max_det = args.score_thresh, args.nms_iou, args.max_det
     dataset = build_dataset(cfg.data, train=False, class_names=cfg.data.class_names or None)
-    result = evaluate_model(det, dataset, cfg.eval, device, progress=not args.no_progress)
+    check_class_names(stored_names, dataset.class_names, args.checkpoint)
+    if det.num_classes != len(dataset.class_names):
+        raise CheckpointError(
+            f"{args.checkpoint}: the model has {det.num_classes} classes, the dataset {len(dataset.class_names)}: "
+            f"{list(dataset.class_names)}; evaluate on the dataset the model was trained on"
+        )
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+    check_output_folder(out, [cfg.data.root])  # before anything is computed or written
+    check_not_inputs([out / n for n in RESULTS], [args.checkpoint])
+    check_fresh(out, RESULTS, args.overwrite)
+    result = evaluate_model(det, dataset, cfg.eval, device, progress=not args.no_progress)
     out.mkdir(parents=True, exist_ok=True)
     save_eval_json(result, out / "metrics.json")  # with the precision array, for PR curves
     result.save_coco_results(out / "detections_coco.json")

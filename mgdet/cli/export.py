@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mgdet.cli.common import OPSETS, input_size, opset, print_table
-from mgdet.errors import MgdetError
+from mgdet.errors import MgdetError, OutputError
 
 DESCRIPTION = (
     "Export a checkpoint to ONNX: backbone + neck + head + box decoding. Input 'images' [B,3,S,S] float "
@@ -24,6 +25,11 @@ def run(args: argparse.Namespace) -> int:
         import onnx  # noqa: F401
     except ModuleNotFoundError:
         raise MgdetError("mgdet export needs the 'onnx' package: pip install 'mgdet[deploy]'") from None
+    from mgdet.outputs import check_not_inputs
+
+    check_not_inputs([args.onnx], [args.checkpoint])  # before anything is written
+    if Path(args.onnx).exists() and not args.overwrite:
+        raise OutputError(f"--onnx {args.onnx} already exists; choose another name, or pass --overwrite to replace it")
     version = args.opset or DEFAULT_OPSET
     _, summary = export_checkpoint(
         args.checkpoint, args.onnx, input_size=args.input_size, dynamic_batch=args.dynamic_batch, opset=version
@@ -45,5 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="square input size S baked into the graph (default: the checkpoint's)")  # fmt: skip
     p.add_argument("--dynamic-batch", action="store_true",
                    help="symbolic batch axis (default: batch fixed to 1)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --onnx file")
     p.add_argument("--opset", type=opset, metavar="N", help=f"ONNX opset, {OPSETS[0]}-{OPSETS[1]} (17)")
     p.set_defaults(func=run)

@@ -6,8 +6,10 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from mgdet.cli.common import add_no_progress, print_table
+from mgdet.errors import OutputError
 
 SUMMARY_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "voc07_map50", "misalign")
 
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from mgdet.engine.train import train
 
     cfg = load_config(args.config, args.overrides)
+    _protect_config_file(args.config, cfg)
     resume = args.resume
     if resume == "auto":
         last = Path(cfg.output_dir) / "last.pth"
@@ -50,3 +53,18 @@ def run(args: argparse.Namespace) -> int:
     rows.append(("checkpoint", str(result.checkpoint)))
     print_table(rows, ["", "value"], "interrupted (resume with --resume auto)" if result.interrupted else None)
     return 130 if result.interrupted else 0
+
+
+def _protect_config_file(config: str, cfg: Any) -> None:
+    """Refuse when CONFIG is the run's own ``config.yaml`` and training would rewrite it with other content."""
+    import yaml
+
+    from mgdet.outputs import same_path
+
+    target = Path(cfg.output_dir) / "config.yaml"
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    if target.exists() and same_path(config, target) and text != target.read_text(encoding="utf-8"):
+        raise OutputError(
+            f"{config} is the run's own config.yaml and the overrides would rewrite it; copy it elsewhere "
+            "and train from the copy"
+        )

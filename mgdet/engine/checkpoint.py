@@ -13,6 +13,7 @@ import os
 import pickle
 import random
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,32 @@ def validate_fields(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
     if "config" in state and not isinstance(state["config"], dict):
         raise CheckpointError(f"{path}: config must be a dict, got {type(state['config']).__name__}")
     return dict(mc)
+
+
+#: model_config keys that must agree between a checkpoint and the config that resumes or fine-tunes it
+IDENTITY_KEYS = ("name", "backbone", "num_classes", "input_size", "neck_width", "head_width", "head_depth")
+
+
+def check_resume_identity(
+    state: dict[str, Any], path: str | Path, model_config: dict[str, Any], class_names: list[str]
+) -> None:
+    """Refuse to resume ``state`` into another architecture or another class list (both shown)."""
+    mc = validate_fields(state, path)
+    diff = [f"{k}: checkpoint {mc.get(k)!r}, config {model_config.get(k)!r}" for k in IDENTITY_KEYS
+            if k in mc and k in model_config and mc.get(k) != model_config.get(k)]  # fmt: skip
+    if diff:
+        raise CheckpointError(f"{path}: the checkpoint's model differs from the config's: {'; '.join(diff)}")
+    check_class_names(state.get("class_names"), class_names, path)
+
+
+def check_class_names(stored: Sequence[str] | None, dataset: Sequence[str], path: str | Path) -> None:
+    """Refuse when a checkpoint's class names are not the dataset's, in the same order (both lists shown)."""
+    if stored and list(stored) != list(dataset):
+        raise CheckpointError(
+            f"{path}: the checkpoint's classes {list(stored)} are not the dataset's {list(dataset)} (same names, "
+            "same order needed: model class i is scored against dataset class i); use the dataset the model was "
+            "trained on, or set data.class_names to the checkpoint's list"
+        )
 
 
 def _int_in(value: Any, lo: int, hi: int) -> bool:

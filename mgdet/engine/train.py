@@ -25,7 +25,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 import mgdet
-from mgdet.data import DetectionDataset, EpochRandomSampler, collate_detections
+from mgdet.data import DatasetError, DetectionDataset, EpochRandomSampler, collate_detections
 from mgdet.data.collate import seed_worker
 from mgdet.data.transforms import build_train_transform
 from mgdet.engine import distributed as distr
@@ -36,11 +36,19 @@ from mgdet.engine.builders import (
     model_kwargs,
     scan_images,
 )
-from mgdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mgdet.engine.checkpoint import (
+    CheckpointError,
+    check_resume_identity,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from mgdet.engine.config import ConfigError, RunConfig, augment_mode, save_config
 from mgdet.engine.feature_cache import FeatureCache, backbone_is_frozen
 from mgdet.engine.inference import evaluate_model
 from mgdet.errors import MgdetError
+from mgdet.outputs import check_run_folder
 from mgdet.stats import SCORE_BINS, assignment_stats, epoch_means, histogram_mean, histogram_median, score_histogram
 
 HISTORY_COLUMNS = [
@@ -231,8 +239,7 @@ def train(
     t = cfg.train
     out_dir = Path(cfg.output_dir)
     if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / "config.yaml")
+        check_run_folder(out_dir, resume)  # before anything is written
     _seed_everything(t.seed, t.deterministic)
 
     # ---- data
@@ -244,6 +251,8 @@ def train(
             dropped = scan_images(ds, cfg.data.on_error, progress=progress and info.is_main)
             if dropped and info.is_main:
                 print(f"skipped {len(dropped)} broken image(s), e.g. {dropped[0]}")
+    if len(train_base) == 0:
+        raise DatasetError("no training image left after skipping broken files; nothing to train on", cfg.data.root)
     size = cfg.data.input_size
     transform = build_train_transform(size, augment_mode(cfg.data.augment))
     train_ds = DetectionDataset(train_base, transform, train=True, seed=t.seed)
@@ -293,7 +302,11 @@ def train(
     partial: dict[str, Any] = {"sums": {}, "skipped": 0, "seconds": 0.0, "hist": [0] * SCORE_BINS}
     if resume:
         state = load_checkpoint(resume, map_location=device)
-        det.load_state_dict(state["model"])
+        check_resume_identity(state, resume, mkw, class_names)
+        try:
+            det.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{resume}: weights do not fit this config's model: {str(e)[:300]}") from None
         opt.load_state_dict(state["optimizer"])
         if ema is not None and state.get("ema") is not None:
             ema.module.load_state_dict(state["ema"])
@@ -307,6 +320,10 @@ def train(
         set_rng_state(state["rng"])
         if info.is_main:
             print(f"resumed from {resume}: epoch {start_epoch} (+{epoch_iter} steps), step {it}")
+
+    if info.is_main:  # only now: a refused --resume leaves the run folder describing its weights
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
 
     def checkpoint(path: Path, epoch: int, epoch_iter: int) -> Path | None:
         if not info.is_main:

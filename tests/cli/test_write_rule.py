@@ -1,0 +1,113 @@
+"""The write rule: no verb writes over its input or an earlier result unless asked (--resume, --overwrite)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import tiny_config
+
+from mgdet.cli import main
+
+
+def _digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (or of ``root`` itself)."""
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def _rc(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+
+
+@pytest.fixture
+def photos(tmp_path: Path, tiny_dataset: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in sorted((tiny_dataset / "JPEGImages").glob("val_*.jpg"))[:2]:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+VERBS = {
+    "detect into the image folder": lambda c, d, p: ["detect", str(c), str(p), "--out", str(p)],
+    "detect into a sub-folder of the images": lambda c, d, p: ["detect", str(c), str(p), "--out", str(p / "out")],
+    "detect beside an image file": lambda c, d, p: ["detect", str(c), str(next(p.glob("*.jpg"))), "--out", str(p)],
+    "eval into the dataset": lambda c, d, p: ["eval", str(c), "--data", str(d), "--out", str(d)],
+    "export over the checkpoint": lambda c, d, p: ["export", str(c), "--onnx", str(c)],
+    "generate over a dataset": lambda c, d, p: ["data", "generate", "--out", str(d), "--size", "1"],
+    "generate --overwrite over a dataset": lambda c, d, p: ["data", "generate", "--out", str(d), "--overwrite"],
+}
+
+
+@pytest.mark.parametrize("case", list(VERBS))
+def test_output_pointed_at_input_leaves_it_unchanged(case, tmp_path, tiny_checkpoint, tiny_dataset, photos, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    (data / "benchmark.json").unlink()  # a user's dataset, not one mgdet generated
+    ckpt = tmp_path / "run" / "last.pth"
+    ckpt.parent.mkdir()
+    shutil.copy(tiny_checkpoint, ckpt)
+    before = {**_digest(data), **_digest(ckpt), **_digest(photos)}
+    argv = VERBS[case](ckpt, data, photos)
+    assert _rc([*argv, "--no-progress"] if argv[0] in ("detect", "eval") else argv) == 2
+    assert {**_digest(data), **_digest(ckpt), **_digest(photos)} == before
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_train_refuses_a_run_folder_with_a_checkpoint(tmp_path, tiny_dataset, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pth").write_bytes(b"earlier result")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(tiny_dataset, run)))
+    assert main(["train", str(cfg), "--no-progress", "--no-tensorboard"]) == 2
+    assert "--resume auto" in capsys.readouterr().err
+    assert (run / "last.pth").read_bytes() == b"earlier result" and not (run / "config.yaml").exists()
+
+
+def test_failed_resume_keeps_the_run_config(tmp_path, tiny_checkpoint, tiny_dataset, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny_checkpoint, run / "last.pth")
+    (run / "config.yaml").write_text("original\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(tiny_dataset, run)))
+    rc = main(["train", str(cfg), "model.width=32", "--resume", "auto", "--no-progress", "--no-tensorboard"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "neck_width: checkpoint 16, config 32" in err
+    assert (run / "config.yaml").read_text() == "original\n"
+
+
+def test_eval_refuses_another_class_order(tmp_path, tiny_checkpoint, tiny_dataset, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    names = (data / "classes.txt").read_text().split()
+    (data / "classes.txt").write_text("\n".join(reversed(names)) + "\n")
+    rc = main(["eval", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "ev"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(names) in err and str(list(reversed(names))) in err
+    assert not (tmp_path / "ev").exists()
+
+
+def test_detect_keeps_earlier_results_and_names_collisions_apart(tmp_path, tiny_checkpoint, photos, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    first = next(photos.glob("*.jpg"))
+    shutil.copy(first, other / first.name)  # same stem in two folders
+    out = tmp_path / "out"
+    argv = ["detect", str(tiny_checkpoint), str(photos), str(other), "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    assert len(list(out.glob("*.jpg"))) == 3
+    before = _digest(out)
+    assert main(argv) == 2 and "--overwrite" in capsys.readouterr().err
+    assert _digest(out) == before
+    (out / "mine.jpg").write_bytes(b"x")
+    assert main([*argv, "--overwrite"]) == 0
+    assert (out / "mine.jpg").read_bytes() == b"x"
