@@ -65,5 +65,8 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary(per_class=True))
     print(result.summary())
     print(f"misalignment rate: {result.metrics['misalign']:.4f}")
+    if result.skipped_images:
+        print(f"left out {len(result.skipped_images)} image(s) that failed to decode (data.on_error=skip), "
+              f"e.g. {result.skipped_images[0]}")  # fmt: skip
     print(f"written: {out / 'metrics.json'}, {out / 'detections_coco.json'}")
     return 0

@@ -86,6 +86,13 @@ def _categories(
             raise DatasetError(f"'name' must be a string, got {c.get('name')!r}", file, f"{where}.name")
         if c["id"] in by_id:
             raise DatasetError(f"duplicate category id {c['id']}", file, f"{where}.id")
+        same = [cid for cid, name in by_id.items() if name == c["name"]]
+        if same:  # labels are matched by name: the two categories would silently become one class
+            raise DatasetError(
+                f"categories {same[0]} and {c['id']} share the name {c['name']!r}; give each category its own "
+                "name (their boxes would otherwise merge into one class)",
+                file, f"{where}.name",
+            )  # fmt: skip
         by_id[c["id"]] = c["name"]
     ids = sorted(by_id)
     if class_names is None:

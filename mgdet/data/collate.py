@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -20,15 +20,28 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from mgdet.data.errors import DatasetError
+
+
+@dataclass
+class FailedSample:
+    """An image that passed the header scan but failed to decode, under ``data.on_error=skip``."""
+
+    image_id: int
+    message: str  # the DatasetError, naming the file
+
 
 @dataclass
 class DetectionBatch:
-    """A padded batch: ``gt_labels == -1`` marks padding (an image may have no objects)."""
+    """A padded batch: ``gt_labels == -1`` marks padding (an image may have no objects). ``failed`` lists the
+    samples of this batch that were dropped because their image failed to decode (``data.on_error=skip``);
+    a batch may then hold fewer images, or none."""
 
     images: torch.Tensor  # [B, 3, S, S] float32 0..1
     gt_boxes: torch.Tensor  # [B, G, 4] float32, S-pixels
     gt_labels: torch.Tensor  # [B, G] int64, -1 = padding
     metas: list[dict]  # image_id, orig_size (h, w), scale (sy, sx), gt (original-pixel annotation)
+    failed: list[FailedSample] = field(default_factory=list)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> DetectionBatch:
         """Move the tensors to ``device`` (metas stay on the host)."""
@@ -37,6 +50,7 @@ class DetectionBatch:
             self.gt_boxes.to(device, non_blocking=non_blocking),
             self.gt_labels.to(device, non_blocking=non_blocking),
             self.metas,
+            self.failed,
         )
 
     def __len__(self) -> int:
@@ -71,8 +85,13 @@ class DetectionDataset(Dataset):
         """The Generator that drives the augmentation of ``index`` in the current epoch."""
         return np.random.default_rng([self.seed, self.epoch, int(index)])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict]:
-        image, target = self.base[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict] | FailedSample:
+        try:
+            image, target = self.base[index]
+        except DatasetError as e:  # the header scan passed, the pixels do not decode
+            if getattr(self.base, "on_error", "raise") != "skip":
+                raise
+            return FailedSample(int(self.base.image_info(index)["image_id"]), str(e))
         h, w = image.shape[:2]
         keep = ~np.asarray(target["ignore"], bool)
         rng = self.sample_rng(index) if self.train else None
@@ -91,8 +110,16 @@ class DetectionDataset(Dataset):
         return tensor, boxes, labels, meta
 
 
-def collate_detections(batch: list[tuple[torch.Tensor, np.ndarray, np.ndarray, dict]]) -> DetectionBatch:
-    """Stack images and pad GT to ``G = max(1, max objects)`` with label -1 (boxes 0)."""
+def collate_detections(
+    samples: list[tuple[torch.Tensor, np.ndarray, np.ndarray, dict] | FailedSample],
+) -> DetectionBatch:
+    """Stack images and pad GT to ``G = max(1, max objects)`` with label -1 (boxes 0); failed samples are
+    listed in ``failed`` and left out."""
+    failed = [b for b in samples if isinstance(b, FailedSample)]
+    batch = [b for b in samples if not isinstance(b, FailedSample)]
+    if not batch:
+        no_gt = torch.full((0, 1), -1, dtype=torch.int64)
+        return DetectionBatch(torch.zeros(0, 3, 1, 1), torch.zeros(0, 1, 4), no_gt, [], failed)
     images = torch.stack([b[0] for b in batch])  # [B, 3, S, S]
     g = max([1] + [len(b[2]) for b in batch])
     gt_boxes = torch.zeros((len(batch), g, 4), dtype=torch.float32)
@@ -102,7 +129,7 @@ def collate_detections(batch: list[tuple[torch.Tensor, np.ndarray, np.ndarray, d
         if n:
             gt_boxes[i, :n] = torch.as_tensor(np.asarray(boxes, np.float32).reshape(n, 4))
             gt_labels[i, :n] = torch.as_tensor(np.asarray(labels, np.int64))
-    return DetectionBatch(images, gt_boxes, gt_labels, [b[3] for b in batch])
+    return DetectionBatch(images, gt_boxes, gt_labels, [b[3] for b in batch], failed)
 
 
 def seed_worker(worker_id: int) -> None:

@@ -182,6 +182,7 @@ class RecordDataset(torch.utils.data.Dataset):
         self.problems = problems
         self.repairs = repairs
         self.skipped = sorted({p.key for p in problems if p.key is not None})
+        self.on_error = on_error  # also what DetectionDataset does with an image that fails to decode later
 
     def __len__(self) -> int:
         return len(self.records)

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mgdet.data import CocoDataset, DetectionDataset, EvalTransform, collate_detections, read_image
+from mgdet.data.collate import FailedSample
 from mgdet.engine.config import EvalConfig
 from mgdet.evaluation import EvalResult, evaluate, misalignment_rate
 
@@ -40,14 +41,18 @@ def run_dataset(
     num_workers: int = 0,
     progress: bool = True,
     with_pre_nms: bool = False,
-) -> tuple[list[dict], list[dict]]:
-    """Detections (original pixels) for every image of ``dataset``; optionally the pre-NMS candidates."""
+) -> tuple[list[dict], list[dict], list[FailedSample]]:
+    """Detections (original pixels) for every image of ``dataset``; optionally the pre-NMS candidates; the
+    images that failed to decode (skipped under ``data.on_error=skip``)."""
     det.eval()
     ds = DetectionDataset(dataset, EvalTransform(det.input_size), train=False)
     loader = DataLoader(ds, batch_size=ecfg.batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_detections)  # fmt: skip
-    dets, pre = [], []
+    dets, pre, failed = [], [], []
     for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
+        failed += batch.failed
+        if len(batch) == 0:
+            continue
         out = det(batch.images.to(device))
         kept = det.predict(out, ecfg.score_thresh, ecfg.nms_iou, ecfg.max_det, ecfg.pre_nms_topk)
         raw = det.candidates(out, MISALIGN_SCORE, ecfg.pre_nms_topk) if with_pre_nms else None
@@ -55,7 +60,7 @@ def run_dataset(
             dets.append(_to_original(kept[i], meta["scale"], meta["image_id"]))
             if raw is not None:
                 pre.append(_to_original(raw[i], meta["scale"], meta["image_id"]))
-    return dets, pre
+    return dets, pre, failed
 
 
 def evaluate_model(
@@ -67,13 +72,15 @@ def evaluate_model(
     progress: bool = True,
 ) -> EvalResult:
     """COCO + VOC metrics (and the misalignment rate, in ``metrics["misalign"]``) of ``det`` on ``dataset``."""
-    dets, pre = run_dataset(det, dataset, ecfg, device, num_workers, progress, with_pre_nms=True)
-    gts = dataset.coco_gt()
+    dets, pre, failed = run_dataset(det, dataset, ecfg, device, num_workers, progress, with_pre_nms=True)
+    gone = {f.image_id for f in failed}  # images that failed to decode are left out of the GT as well
+    gts = [g for g in dataset.coco_gt() if g["image_id"] not in gone]
     # COCO data: official crowd semantics for iscrowd boxes; VOC/YOLO: "difficult" = neither TP nor FP
     ignore_mode = "crowd" if isinstance(dataset, CocoDataset) else "difficult"
     result = evaluate(gts, dets, list(dataset.class_names), ignore_mode=ignore_mode)
     rate, _, _ = misalignment_rate(gts, pre, dets, score_thresh=MISALIGN_SCORE)
     result.metrics["misalign"] = float(rate)
+    result.skipped_images = [f.message for f in failed]
     return result
 
 

@@ -70,6 +70,7 @@ class TrainResult:
     final_metrics: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     checkpoint: Path | None = None
+    failed_images: list[str] = field(default_factory=list)  # failed to decode mid-run (data.on_error=skip)
 
 
 # --------------------------------------------------------------------------------------------- schedule
@@ -359,6 +360,9 @@ def train(
             for batch in loader:
                 if epoch_iter >= iters_per_epoch or (t.max_iters and it >= t.max_iters):
                     break
+                result.failed_images += [f.message for f in batch.failed if f.message not in result.failed_images]
+                if len(batch) == 0:  # every image of this batch failed to decode (data.on_error=skip)
+                    continue
                 batch = batch.to(device, non_blocking=True)
                 lr = lr_at(it, total_iters, iters_per_epoch, t)
                 for g in opt.param_groups:
@@ -449,6 +453,9 @@ def train(
 
     if cache is not None and progress:
         print(cache.summary())
+    if result.failed_images and info.is_main:
+        print(f"skipped {len(result.failed_images)} image(s) that failed to decode during training "
+              f"(data.on_error=skip), e.g. {result.failed_images[0]}")  # fmt: skip
     if finished and evaluate_at_end and info.is_main and not result.interrupted:
         metrics = evaluate_model(ema.module if ema else det, val_base, cfg.eval, device, progress=progress).metrics
         result.final_metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}

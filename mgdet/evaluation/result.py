@@ -59,6 +59,8 @@ class EvalResult:
         precision: COCO precision [T, R, K] at area "all", maxDets 100 (-1 where a class has no GT),
             for PR curves against ``recall_thresholds`` [R] at ``iou_thresholds`` [T].
         coco_results: detections as a COCO results list (``json.dump`` it for a results file).
+        skipped_images: images left out (detections and GT) because they failed to decode under
+            ``data.on_error=skip``; one message per image, naming the file.
     """
 
     metrics: dict[str, float]
@@ -68,6 +70,7 @@ class EvalResult:
     class_names: list[str] = field(default_factory=list)
     iou_thresholds: np.ndarray = field(default_factory=lambda: COCO_IOU_THRESHOLDS.copy())
     recall_thresholds: np.ndarray = field(default_factory=lambda: np.linspace(0.0, 1.0, 101))
+    skipped_images: list[str] = field(default_factory=list)
 
     @staticmethod
     def table_headers(per_class: bool = False) -> list[str]:

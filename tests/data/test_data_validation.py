@@ -402,3 +402,17 @@ def test_check_dataset_lists_all_problems_at_once(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"more problem"):
         VOCDataset(root, "trainval", ("cat", "dog"))
     assert check_dataset(tmp_path / "nowhere").errors  # unreadable root: reported, not raised
+
+
+@pytest.mark.parametrize("class_names", [None, ("cat", "dog")])
+def test_coco_categories_sharing_a_name_are_an_error(tmp_path: Path, class_names) -> None:
+    """Labels are matched by name: two categories named "cat" would silently merge into one class."""
+    images = tmp_path / "images"
+    tiny_png(images / "a.png")
+    tiny_png(images / "b.png")
+    d = good_coco()
+    d["categories"] = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}, {"id": 7, "name": "cat"}]
+    path = _write(tmp_path / "instances_train.json", json.dumps(d))
+    with pytest.raises(DatasetError, match=r"categories 1 and 7 share the name 'cat'") as info:
+        CocoDataset(images, path, class_names=class_names)
+    assert "instances_train.json" in str(info.value) and "categories[2].name" in str(info.value)

@@ -96,3 +96,49 @@ def test_500_gt_boxes_train_step_memory_bound():
     assert n_cls >= 400 and n_reg >= 400  # nearly every GT gets positives
     assert peak < 2.5 * 1024 * 1024  # KiB
     assert torch.isfinite(torch.tensor(float(n_cls)))
+
+
+def _fail_to_decode(monkeypatch, victim_name: str) -> None:
+    """Images pass the header scan, but ``victim_name`` fails when its pixels are decoded (mid-run)."""
+    import mgdet.data.records as records
+    from mgdet.data import DatasetError
+
+    real = records.read_image
+
+    def read(path, *args, **kwargs):
+        if path.name == victim_name:
+            raise DatasetError("JPEG data is corrupt after the header", path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(records, "read_image", read)
+
+
+@pytest.mark.parametrize("on_error", ["skip", "raise"])
+def test_decode_failure_mid_run_honours_on_error(tiny_dataset, tmp_path, monkeypatch, on_error):
+    from mgdet.data import DatasetError
+    from mgdet.engine.builders import build_dataset
+    from mgdet.engine.checkpoint import load_detector
+    from mgdet.engine.config import EvalConfig
+    from mgdet.engine.inference import evaluate_model
+
+    victim = sorted((tiny_dataset / "JPEGImages").glob("train_*.jpg"))[2].name
+    val_victim = sorted((tiny_dataset / "JPEGImages").glob("val_*.jpg"))[1].name
+    _fail_to_decode(monkeypatch, victim)
+    cfg = from_dict(tiny_config(tiny_dataset, tmp_path / "run", epochs=1, eval_interval=0))
+    cfg.data.on_error = on_error
+    if on_error == "raise":
+        with pytest.raises(DatasetError, match=victim):
+            train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+        return
+    result = train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+    assert len(result.failed_images) == 1 and victim in result.failed_images[0]
+    assert len(result.history) == 1 and result.checkpoint is not None  # the epoch finished without it
+
+    # evaluation leaves the image out of detections and ground truth alike
+    _fail_to_decode(monkeypatch, val_victim)
+    det, _ = load_detector(result.checkpoint)
+    val = build_dataset(cfg.data, train=False, class_names=None)
+    res = evaluate_model(det, val, EvalConfig(batch_size=4), torch.device("cpu"), progress=False)
+    assert len(res.skipped_images) == 1 and val_victim in res.skipped_images[0]
+    gone = {int(r.image_id) for r in val.records if r.path.name == val_victim}
+    assert not any(d["image_id"] in gone for d in res.coco_results)

@@ -350,7 +350,9 @@ def test_cli_amplification_and_curves(tmp_path: Path) -> None:
     )
     for name in ("training_curves.png", "per_class_ap.png", "pr_curves.png"):
         assert_png(tmp_path / "o" / name)
-    with pytest.raises(SystemExit):
+    from mgdet.errors import MgdetError
+
+    with pytest.raises(MgdetError, match=r"history.csv: not found \(is RUN_DIR a training run folder\?\)"):
         cli(["visualize", "curves", str(tmp_path), "--out", str(tmp_path / "q")])
 
 
