@@ -102,6 +102,18 @@ def test_argparse_only_in_the_cli() -> None:
     assert users == []
 
 
+def test_print_only_in_the_cli() -> None:
+    """Library code hands messages to a ``log`` callable; only ``mgdet.cli`` calls ``print``."""
+
+    def calls_print(path: Path) -> bool:
+        return any(
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
+            for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+
+    assert [name for name, path in _modules().items() if not name.startswith("mgdet.cli") and calls_print(path)] == []
+
+
 def _imports_any(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names: set[str] = set()

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         last = Path(cfg.output_dir) / "last.pth"
         resume = str(last) if last.is_file() else None
     t0 = time.perf_counter()
-    result = train(cfg, resume=resume, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+    result = train(cfg, resume=resume, progress=not args.no_progress, tensorboard=not args.no_tensorboard, log=print)
     if not result.history or int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 130 if result.interrupted else 0
     last = result.history[-1]

@@ -158,7 +158,9 @@ def check_same_config(spec: RunSpec, run_dir: Path) -> None:
         )
 
 
-def run_one(spec: RunSpec, progress: bool = True, tensorboard: bool = False) -> tuple[RunRecord | None, bool]:
+def run_one(
+    spec: RunSpec, progress: bool = True, tensorboard: bool = False, log: Callable[[str], None] | None = None
+) -> tuple[RunRecord | None, bool]:
     """Train + evaluate one run (resuming from its ``last.pth``); returns ``(record, interrupted)``."""
     from mgdet.engine.train import train
 
@@ -166,7 +168,7 @@ def run_one(spec: RunSpec, progress: bool = True, tensorboard: bool = False) -> 
     last = run_dir / "last.pth"
     resume = last if last.is_file() else None
     t0 = time.perf_counter()
-    result = train(spec.config, resume=resume, progress=progress, tensorboard=tensorboard)
+    result = train(spec.config, resume=resume, progress=progress, tensorboard=tensorboard, log=log)
     wall = time.perf_counter() - t0
     if result.interrupted or not result.final_metrics:
         return None, True
@@ -210,7 +212,7 @@ def run_grid(
             continue
         how = "resuming from last.pth" if (run_dir / "last.pth").is_file() else "training"
         log(f"run {i}/{n}: {spec.run_id} ({how}) -> {run_dir}")
-        record, interrupted = run_one(spec, progress=progress)
+        record, interrupted = run_one(spec, progress=progress, log=log)
         if interrupted or record is None:
             pending = [s.run_id for s in specs[i - 1 :]]
             log(f"run {i}/{n}: {spec.run_id} interrupted; run the same command again to continue")

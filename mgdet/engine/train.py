@@ -13,6 +13,7 @@ import csv
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,9 +234,14 @@ def train(
     progress: bool = True,
     tensorboard: bool = True,
     evaluate_at_end: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train a detector as described by ``cfg``; returns the per-epoch history and final metrics."""
+    """Train a detector as described by ``cfg``; returns the per-epoch history and final metrics.
+
+    ``log`` receives the run's messages (resumed, interrupted, skipped images, cache summary); the CLI passes
+    ``print``, the default is silent."""
     info = distr.init_distributed(cfg.device)
+    say = log if (log is not None and info.is_main) else (lambda _msg: None)
     device = distr.resolve_device(cfg.device, info)
     t = cfg.train
     out_dir = Path(cfg.output_dir)
@@ -251,7 +257,7 @@ def train(
         for ds in (train_base, val_base):
             dropped = scan_images(ds, cfg.data.on_error, progress=progress and info.is_main)
             if dropped and info.is_main:
-                print(f"skipped {len(dropped)} broken image(s), e.g. {dropped[0]}")
+                say(f"skipped {len(dropped)} broken image(s), e.g. {dropped[0]}")
     if len(train_base) == 0:
         raise DatasetError("no training image left after skipping broken files; nothing to train on", cfg.data.root)
     size = cfg.data.input_size
@@ -320,7 +326,7 @@ def train(
             partial = dict(state.get("partial_epoch", partial))
         set_rng_state(state["rng"])
         if info.is_main:
-            print(f"resumed from {resume}: epoch {start_epoch} (+{epoch_iter} steps), step {it}")
+            say(f"resumed from {resume}: epoch {start_epoch} (+{epoch_iter} steps), step {it}")
 
     if info.is_main:  # only now: a refused --resume leaves the run folder describing its weights
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -423,7 +429,7 @@ def train(
                 result.checkpoint = checkpoint(out_dir / "last.pth", epoch, epoch_iter)
                 result.interrupted = True
                 if info.is_main:
-                    print(f"interrupted: checkpoint written to {out_dir / 'last.pth'}; continue with --resume")
+                    say(f"interrupted: checkpoint written to {out_dir / 'last.pth'}; continue with --resume")
                 break
             row: dict[str, Any] = epoch_means(sums, epoch_iter - skipped)  # mean over the finite steps
             row.update(pos_score_median=histogram_median(hist), pos_score_mean=histogram_mean(hist))
@@ -451,10 +457,10 @@ def train(
             finished = True
         finished = finished or bool(t.max_iters and it >= t.max_iters)
 
-    if cache is not None and progress:
-        print(cache.summary())
-    if result.failed_images and info.is_main:
-        print(f"skipped {len(result.failed_images)} image(s) that failed to decode during training "
+    if cache is not None:
+        say(cache.summary())
+    if result.failed_images:
+        say(f"skipped {len(result.failed_images)} image(s) that failed to decode during training "
               f"(data.on_error=skip), e.g. {result.failed_images[0]}")  # fmt: skip
     if finished and evaluate_at_end and info.is_main and not result.interrupted:
         metrics = evaluate_model(ema.module if ema else det, val_base, cfg.eval, device, progress=progress).metrics
