@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .coco import CocoDataset
 from .errors import IMAGE, DatasetError, Problem
-from .image_io import probe_image
+from .image_io import header_info, probe_image
 from .records import RecordDataset
 from .voc import VOC_CLASSES, VOCDataset, voc_datasets
 from .yolo import YoloDataset
@@ -35,6 +35,9 @@ class CheckReport:
     errors: list[Problem] = field(default_factory=list)
     broken_images: list[Problem] = field(default_factory=list)
     records: list = field(default_factory=list, repr=False)  # the parsed ImageRecords (for further checks)
+    # images whose EXIF orientation tag is not 1 ("path (orientation N)"): mgdet shows them rotated, as a viewer
+    # does, and their boxes must be annotated on that view (a warning, not a problem: see mgdet.data.image_io)
+    exif_rotated: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -62,6 +65,14 @@ class CheckReport:
         lines += [f"  {p}" for p in self.errors]
         lines.append(f"broken images  {len(self.broken_images)}")
         lines += [f"  {p}" for p in self.broken_images]
+        if self.exif_rotated:
+            lines.append(
+                f"warning: {len(self.exif_rotated)} image(s) carry an EXIF orientation tag; mgdet reads them rotated "
+                "as a viewer shows them, so their boxes must be annotated on that view:"
+            )
+            lines += [f"  {p}" for p in self.exif_rotated[:10]]
+            if len(self.exif_rotated) > 10:
+                lines.append(f"  ... and {len(self.exif_rotated) - 10} more")
         lines.append("OK" if self.ok else "PROBLEMS FOUND")
         return "\n".join(lines)
 
@@ -177,6 +188,9 @@ def check_dataset(
         if scan_images:
             try:
                 probe_image(rec.path, expected_hw=(rec.height, rec.width))
+                orientation = header_info(rec.path)[2]
+                if orientation != 1:
+                    report.exif_rotated.append(f"{rec.path} (orientation {orientation})")
             except DatasetError as exc:
                 report.broken_images.append(Problem(str(rec.path), exc.reason, key=rec.key, kind=IMAGE))
     report.num_images = len(ds.records)

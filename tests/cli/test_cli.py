@@ -85,3 +85,21 @@ def test_reproduce_seeds_option(capsys):
         with pytest.raises(SystemExit) as e:
             main(["reproduce", "--seeds", bad])
         assert e.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_data_check_reports_exif_rotated_images(tiny_dataset, tmp_path, capsys):
+    """A 180-degree EXIF tag keeps the size, so nothing can tell whether the boxes were drawn on the stored or
+    the displayed pixels: data check names such images (mgdet reads them as displayed)."""
+    from PIL import Image
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dataset, root)
+    victim = root / "JPEGImages" / "train_000003.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 3  # rotate 180 degrees for display
+    with Image.open(victim) as im:
+        im.convert("RGB").save(victim, exif=exif, quality=95)
+    assert main(["data", "check", str(root), "--split", "train"]) == 0  # a warning, not a problem
+    out = capsys.readouterr().out
+    assert "OK" in out and "1 image(s) carry an EXIF orientation tag" in out
+    assert "train_000003.jpg (orientation 3)" in out
