@@ -241,7 +241,6 @@ def plot_bars(summary: Sequence[Mapping[str, Any]], keys: Sequence[str] = ("AP",
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     width = 0.8 / max(len(strategies), 1)
     for ax, key in zip(axes, keys):
-        lo = math.inf
         for j, strat in enumerate(strategies):
             xs, ms, ss = [], [], []
             for i, d in enumerate(detectors):
@@ -251,12 +250,11 @@ def plot_bars(summary: Sequence[Mapping[str, Any]], keys: Sequence[str] = ("AP",
                         ms.append(100 * s["mean"][key])
                         ss.append(100 * s["std"][key])
             if xs:
-                ax.bar(xs, ms, width * 0.95, yerr=ss, capsize=3, color=STRATEGY_COLOURS.get(strat, "#0072B2"),
-                       label=STRATEGY_TITLES.get(strat, strat))  # fmt: skip
-                lo = min(lo, min(m - s for m, s in zip(ms, ss)))
+                bars = ax.bar(xs, ms, width * 0.95, yerr=ss, capsize=3, color=STRATEGY_COLOURS.get(strat, "#0072B2"),
+                              label=STRATEGY_TITLES.get(strat, strat))  # fmt: skip
+                ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
         ax.set_xticks(range(len(detectors)), [DETECTOR_TITLES.get(d, d) for d in detectors], fontsize=8)
-        if math.isfinite(lo):
-            ax.set_ylim(max(0.0, lo - 3.0), None)
+        ax.set_ylim(0.0, None)  # bars start at zero: a cut axis would make small differences look large
         ax.set_title(f"{key} (%, mean ± std over seeds)", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=7, loc="lower left")
