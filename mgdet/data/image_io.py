@@ -93,6 +93,12 @@ def probe_image(path: str | Path, expected_hw: tuple[int, int] | None = None) ->
     Returns the displayed ``(h, w)``; raises DatasetError for missing, zero-byte, truncated,
     non-image files and (when ``expected_hw`` is given) a size that matches no orientation.
     """
+    h, w, _ = probe_image_info(path, expected_hw)
+    return h, w
+
+
+def probe_image_info(path: str | Path, expected_hw: tuple[int, int] | None = None) -> tuple[int, int, int]:
+    """:func:`probe_image` that also returns the EXIF orientation tag: ``(h, w, orientation)``, one header read."""
     path = Path(path)
     h, w, orientation = header_info(path)
     try:
@@ -106,7 +112,7 @@ def probe_image(path: str | Path, expected_hw: tuple[int, int] | None = None) ->
     shown = oriented_size(h, w, orientation)
     if expected_hw is not None:
         _choose_orientation(path, (h, w), orientation, expected_hw)
-    return shown
+    return (*shown, orientation)
 
 
 def read_image(

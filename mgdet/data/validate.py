@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .coco import CocoDataset
 from .errors import IMAGE, DatasetError, Problem
-from .image_io import header_info, probe_image
+from .image_io import probe_image_info
 from .records import RecordDataset
 from .voc import VOC_CLASSES, VOCDataset, voc_datasets
 from .yolo import YoloDataset
@@ -187,8 +187,7 @@ def check_dataset(
         report.num_ignored += int(rec.ignore.sum())
         if scan_images:
             try:
-                probe_image(rec.path, expected_hw=(rec.height, rec.width))
-                orientation = header_info(rec.path)[2]
+                orientation = probe_image_info(rec.path, expected_hw=(rec.height, rec.width))[2]
                 if orientation != 1:
                     report.exif_rotated.append(f"{rec.path} (orientation {orientation})")
             except DatasetError as exc:

@@ -256,7 +256,7 @@ def train(
     if cfg.data.check_images:
         for ds in (train_base, val_base):
             dropped = scan_images(ds, cfg.data.on_error, progress=progress and info.is_main)
-            if dropped and info.is_main:
+            if dropped:
                 say(f"skipped {len(dropped)} broken image(s), e.g. {dropped[0]}")
     if len(train_base) == 0:
         raise DatasetError("no training image left after skipping broken files; nothing to train on", cfg.data.root)
@@ -325,8 +325,7 @@ def train(
         if epoch_iter:
             partial = dict(state.get("partial_epoch", partial))
         set_rng_state(state["rng"])
-        if info.is_main:
-            say(f"resumed from {resume}: epoch {start_epoch} (+{epoch_iter} steps), step {it}")
+        say(f"resumed from {resume}: epoch {start_epoch} (+{epoch_iter} steps), step {it}")
 
     if info.is_main:  # only now: a refused --resume leaves the run folder describing its weights
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -428,8 +427,7 @@ def train(
                 partial = {"sums": sums, "skipped": skipped, "seconds": time.perf_counter() - t0, "hist": hist}
                 result.checkpoint = checkpoint(out_dir / "last.pth", epoch, epoch_iter)
                 result.interrupted = True
-                if info.is_main:
-                    say(f"interrupted: checkpoint written to {out_dir / 'last.pth'}; continue with --resume")
+                say(f"interrupted: checkpoint written to {out_dir / 'last.pth'}; continue with --resume")
                 break
             row: dict[str, Any] = epoch_means(sums, epoch_iter - skipped)  # mean over the finite steps
             row.update(pos_score_median=histogram_median(hist), pos_score_mean=histogram_mean(hist))

@@ -11,7 +11,7 @@ from conftest import tiny_config
 
 from mgdet.data import DetectionDataset
 from mgdet.data.transforms import EvalTransform, build_train_transform
-from mgdet.engine.builders import build_dataset, freeze_backbone_stages
+from mgdet.engine.builders import build_dataset, freeze_backbone_stages, keep_frozen_bn_eval
 from mgdet.engine.config import ConfigError, from_dict
 from mgdet.engine.feature_cache import FeatureCache, backbone_is_frozen
 from mgdet.engine.train import train
@@ -23,9 +23,7 @@ def _frozen_detector(stages: int = 5):
     det = build_detector("retinanet", "mobilenet_v2", 3, 64, neck_width=16, head_width=16)
     freeze_backbone_stages(det, "mobilenet_v2", stages)
     det.train()
-    for m in det.modules():
-        if getattr(m, "mgdet_frozen", False):
-            m.eval()
+    keep_frozen_bn_eval(det)
     return det
 
 
