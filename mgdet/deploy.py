@@ -174,24 +174,26 @@ class TorchDetector(_Backend):
 
 # ------------------------------------------------------------------------------------------------ files
 def detect_paths(
-    backend: _Backend, paths: Sequence[Path], batch_size: int = 8, progress: bool = True
-) -> Iterator[tuple[Path, np.ndarray, dict[str, np.ndarray]]]:
-    """Stream ``(path, image RGB, detections in original pixels)``, reading ``batch_size`` images at a time."""
+    backend: _Backend, paths: Sequence[Path], batch_size: int = 8, progress: bool = True, on_error: str = "raise"
+) -> Iterator[tuple[Path, np.ndarray | None, dict[str, Any]]]:
+    """Stream ``(path, image RGB, detections in original pixels)``, reading ``batch_size`` images at a time;
+    an unreadable image is raised (``on_error="raise"``) or yielded as ``(path, None, {"error": message})``."""
     from tqdm import tqdm
 
-    from mgdet.data.image_io import read_image
+    from mgdet.data.image_io import read_images
 
     with tqdm(total=len(paths), desc="detect", unit="img", disable=not progress) as bar:
         for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
-            images = [read_image(p) for p in chunk]
-            for p, im, d in zip(chunk, images, backend.detect(images)):
-                yield p, im, d
+            chunk = read_images(list(paths[start : start + batch_size]), on_error)
+            good = [(p, im) for p, im, _ in chunk if im is not None]
+            found = dict(zip([p for p, _ in good], backend.detect([im for _, im in good]))) if good else {}
+            for p, im, message in chunk:
+                yield (p, im, found[p]) if im is not None else (p, None, {"error": message})
                 bar.update(1)
 
 
 def write_detections(
-    stream: Iterator[tuple[Path, np.ndarray, dict[str, np.ndarray]]],
+    stream: Iterator[tuple[Path, np.ndarray | None, dict[str, Any]]],
     out: Path,
     class_names: Sequence[str] | None,
     show_thresh: float = 0.3,
@@ -200,8 +202,9 @@ def write_detections(
     """Consume a detection stream: annotated ``out/<stem>.jpg`` per image (``file_names[path]`` when given:
     distinct names for colliding stems), ``out/detections.json`` (the format of ``mgdet detect``; each record
     names its annotated copy) and ``out/detections_coco.json`` (COCO results list). Returns table rows
-    ``(image, boxes >= show_thresh, top score)``. The two json files are written even when the stream stops
-    with an error: they hold the images processed until then."""
+    ``(image, boxes >= show_thresh, top score)``. An image the stream yields without pixels (unreadable,
+    skipped) gets a record ``{"file", "error"}`` instead. The two json files are written even when the stream
+    stops with an error: they hold the images processed until then."""
     from mgdet.engine.draw import draw_detections
 
     out.mkdir(parents=True, exist_ok=True)
@@ -209,6 +212,10 @@ def write_detections(
     records, coco, counts = [], [], []
     try:
         for image_id, (path, image, d) in enumerate(stream):
+            if image is None:  # unreadable, skipped (on_error="skip"): recorded with its error
+                records.append({"file": str(path), "error": str(d.get("error", "unreadable"))})
+                counts.append((path.name, "-", "unreadable"))
+                continue
             keep = d["scores"] >= show_thresh
             drawn = draw_detections(image, d["boxes"][keep], d["scores"][keep], d["labels"][keep], names)
             annotated = (file_names or {}).get(path, f"{path.stem}.jpg")

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="torch",
         help="torch: CHECKPOINT is a .pth; onnx: an `mgdet export` file run with onnxruntime (torch)",
     )
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="an unreadable image: raise = stop and name it (the results so far are written); skip = go on, "
+                        "list it in detections.json with its error and count it in the summary (raise)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of an earlier detect in --out (only the files it recorded)")  # fmt: skip
     add_inference(p)
@@ -54,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     print_table(counts[:50], ["image", f"boxes >= {args.show_thresh}", "top score"])
     if len(counts) > 50:
         print(f"... {len(counts) - 50} more")
+    skipped = [row[0] for row in counts if row[2] == "unreadable"]
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable image(s), listed in detections.json with their error: "
+              + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))  # fmt: skip
     print(done.format(out))
     return 0
 
@@ -101,7 +108,8 @@ def _torch_stream(args: argparse.Namespace) -> tuple[Iterator[Any], list[str] | 
         names = list(load_checkpoint(args.checkpoint).get("class_names", []))
     paths = args.paths
     ecfg = EvalConfig(score_thresh=args.score_thresh, nms_iou=args.nms_iou, max_det=args.max_det)
-    stream = detect_images(det, paths, ecfg, device, batch_size=args.batch_size, progress=not args.no_progress)
+    stream = detect_images(det, paths, ecfg, device, batch_size=args.batch_size, progress=not args.no_progress,
+                           on_error=args.on_error)  # fmt: skip
     return stream, names
 
 
@@ -116,7 +124,8 @@ def _onnx_stream(args: argparse.Namespace) -> tuple[Iterator[Any], list[str]]:
     backend.params = replace(backend.params, score_thresh=args.score_thresh, nms_iou=args.nms_iou,
                              max_det=args.max_det)  # fmt: skip
     paths = args.paths
-    stream = detect_paths(backend, paths, batch_size=args.batch_size, progress=not args.no_progress)
+    stream = detect_paths(backend, paths, batch_size=args.batch_size, progress=not args.no_progress,
+                          on_error=args.on_error)  # fmt: skip
     return stream, backend.class_names
 
 

@@ -143,6 +143,22 @@ def read_image(
     return apply_exif_orientation(img, orientation)
 
 
+def read_images(paths: list[Path], on_error: str = "raise") -> list[tuple[Path, np.ndarray | None, str]]:
+    """Decode each of ``paths``: ``(path, image, "")``; a file that cannot be read is raised as a
+    :class:`DatasetError` naming it (``on_error="raise"``) or returned as ``(path, None, message)`` (``"skip"``)."""
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    out: list[tuple[Path, np.ndarray | None, str]] = []
+    for path in paths:
+        try:
+            out.append((Path(path), read_image(path), ""))
+        except DatasetError as exc:
+            if on_error == "raise":
+                raise
+            out.append((Path(path), None, str(exc)))
+    return out
+
+
 def apply_exif_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     """Rotate/flip ``[H, W, C]`` pixels as EXIF ``orientation`` (1..8) prescribes (contiguous result)."""
     ops = {

@@ -11,8 +11,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mgdet.data import CocoDataset, DetectionDataset, EvalTransform, collate_detections, read_image
+from mgdet.data import CocoDataset, DetectionDataset, EvalTransform, collate_detections
 from mgdet.data.collate import FailedSample
+from mgdet.data.image_io import read_images
 from mgdet.engine.config import EvalConfig
 from mgdet.evaluation import EvalResult, evaluate, misalignment_rate
 
@@ -116,19 +117,27 @@ def detect_images(
     device: torch.device,
     batch_size: int = 8,
     progress: bool = True,
-) -> Iterator[tuple[Path, np.ndarray, dict[str, Any]]]:
-    """Yield ``(path, image RGB, detections in original pixels)`` for each image, batched."""
+    on_error: str = "raise",
+) -> Iterator[tuple[Path, np.ndarray | None, dict[str, Any]]]:
+    """Yield ``(path, image RGB, detections in original pixels)`` for each image, batched, in order.
+
+    An unreadable image stops the stream with a :class:`DatasetError` naming it (``on_error="raise"``) or
+    is yielded as ``(path, None, {"error": message})`` (``"skip"``).
+    """
     det.eval()
     tf = EvalTransform(det.input_size)
     bar = tqdm(total=len(paths), desc="detect", unit="img", disable=not progress)
     for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        images = [read_image(p) for p in chunk]
-        tensors = [tf(im, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))[0] for im in images]
-        out = det(torch.stack(tensors).to(device))
-        preds = det.predict(out, ecfg.score_thresh, ecfg.nms_iou, ecfg.max_det, ecfg.pre_nms_topk)
-        for p, im, pr, t in zip(chunk, images, preds, tensors):
-            scale = (t.shape[1] / im.shape[0], t.shape[2] / im.shape[1])
-            yield p, im, _to_original(pr, scale, 0)
+        chunk = read_images(list(paths[start : start + batch_size]), on_error)
+        good = [(p, im) for p, im, _ in chunk if im is not None]
+        found: dict[Path, dict[str, Any]] = {}
+        if good:
+            tensors = [tf(im, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))[0] for _, im in good]
+            out = det(torch.stack(tensors).to(device))
+            preds = det.predict(out, ecfg.score_thresh, ecfg.nms_iou, ecfg.max_det, ecfg.pre_nms_topk)
+            for (p, im), pr, t in zip(good, preds, tensors):
+                found[p] = _to_original(pr, (t.shape[1] / im.shape[0], t.shape[2] / im.shape[1]), 0)
+        for p, im, message in chunk:
+            yield (p, im, found[p]) if im is not None else (p, None, {"error": message})
             bar.update(1)
     bar.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,62 @@ def test_data_check_accepts_a_vocdevkit_root(tmp_path: Path, capsys, tiny_datase
 
     report = check_dataset(tmp_path / "VOCdevkit", split="07/val")
     assert report.num_images == 6
+
+
+def _photos_with_a_broken_one(tiny_dataset: Path, folder: Path) -> Path:
+    """a.jpg, b_broken.jpg (not an image), c.jpg."""
+    import shutil
+
+    folder.mkdir()
+    good = sorted((tiny_dataset / "JPEGImages").glob("*.jpg"))[:2]
+    shutil.copy(good[0], folder / "a.jpg")
+    (folder / "b_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    shutil.copy(good[1], folder / "c.jpg")
+    return folder
+
+
+def test_detect_stops_at_an_unreadable_image_and_keeps_the_results_before_it(
+    tmp_path: Path, tiny_dataset: Path, tiny_checkpoint: Path, capsys
+) -> None:
+    photos = _photos_with_a_broken_one(tiny_dataset, tmp_path / "photos")
+    out = tmp_path / "out"
+    rc, err = _run(capsys, "detect", str(tiny_checkpoint), str(photos), "--out", str(out), "--batch-size", "1",
+                   "--no-progress")  # fmt: skip
+    assert rc == 2 and "b_broken.jpg" in err and len(err.strip().splitlines()) == 1
+    records = json.loads((out / "detections.json").read_text())
+    assert [Path(r["file"]).name for r in records] == ["a.jpg"]  # what was done before the error is kept
+
+
+def test_detect_on_error_skip_counts_and_records_unreadable_images(
+    tmp_path: Path, tiny_dataset: Path, tiny_checkpoint: Path, capsys
+) -> None:
+    photos = _photos_with_a_broken_one(tiny_dataset, tmp_path / "photos")
+    out = tmp_path / "out"
+    rc = main(["detect", str(tiny_checkpoint), str(photos), "--out", str(out), "--on-error", "skip", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "skipped 1 unreadable image(s)" in printed and "b_broken.jpg" in printed
+    records = json.loads((out / "detections.json").read_text())
+    assert [Path(r["file"]).name for r in records] == ["a.jpg", "b_broken.jpg", "c.jpg"]
+    assert "error" in records[1] and "detections" not in records[1]
+    assert all("detections" in r for r in (records[0], records[2]))
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["a.jpg", "c.jpg"]
+
+
+def test_onnx_detect_stream_skips_unreadable_images(tmp_path: Path, tiny_dataset: Path) -> None:
+    """The onnx backend's stream (deploy.detect_paths) follows the same rule as the torch one."""
+    import numpy as np
+
+    from mgdet.data.errors import DatasetError
+    from mgdet.deploy import detect_paths
+
+    class Backend:  # stands in for OnnxDetector: one empty result per image
+        def detect(self, images):
+            return [{"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "labels": np.zeros(0, int)} for _ in images]
+
+    photos = _photos_with_a_broken_one(tiny_dataset, tmp_path / "photos")
+    paths = sorted(photos.iterdir())
+    got = list(detect_paths(Backend(), paths, batch_size=8, progress=False, on_error="skip"))
+    assert [(p.name, im is None) for p, im, _ in got] == [("a.jpg", False), ("b_broken.jpg", True), ("c.jpg", False)]
+    assert "b_broken.jpg" in got[1][2]["error"]
+    with pytest.raises(DatasetError, match="b_broken.jpg"):
+        list(detect_paths(Backend(), paths, batch_size=8, progress=False))
