@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="split to evaluate (default: the stored validation split)")
     p.add_argument("--out", help="folder for metrics.json and detections_coco.json (default: beside checkpoint)")
     p.add_argument("--overwrite", action="store_true", help="replace the metrics of an earlier eval in --out")
+    p.add_argument("--class-map", metavar="SPEC",
+                   help="evaluate on a dataset whose classes differ from the checkpoint's: same-names (match "
+                        "by name, any order) or DATASET=CHECKPOINT,... renames; without it the lists must be "
+                        "equal")  # fmt: skip
     p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights even if EMA weights exist")
     add_inference(p)
     p.set_defaults(func=run)
@@ -30,7 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mgdet.engine.builders import build_dataset
-    from mgdet.engine.checkpoint import CheckpointError, check_class_names, load_checkpoint, load_detector
+    from mgdet.engine.checkpoint import (
+        CheckpointError,
+        check_class_names,
+        load_checkpoint,
+        load_detector,
+        mapped_class_names,
+        parse_class_map,
+    )
     from mgdet.engine.config import from_dict
     from mgdet.engine.inference import evaluate_model
     from mgdet.evaluation import save_eval_json
@@ -47,8 +58,14 @@ def run(args: argparse.Namespace) -> int:
     if args.split:
         cfg.data.val_split = args.split
     cfg.eval.score_thresh, cfg.eval.nms_iou, cfg.eval.max_det = args.score_thresh, args.nms_iou, args.max_det
-    dataset = build_dataset(cfg.data, train=False, class_names=cfg.data.class_names or None)
-    check_class_names(stored_names, dataset.class_names, args.checkpoint)
+    read_names = cfg.data.class_names or None
+    if args.class_map is not None:  # explicit: read the dataset with the checkpoint's classes (renamed)
+        if not stored_names:
+            raise CheckpointError(f"{args.checkpoint}: --class-map needs the class names the checkpoint stores")
+        read_names = mapped_class_names(stored_names, parse_class_map(args.class_map), args.checkpoint)
+    dataset = build_dataset(cfg.data, train=False, class_names=read_names)
+    if args.class_map is None:
+        check_class_names(stored_names, dataset.class_names, args.checkpoint)
     if det.num_classes != len(dataset.class_names):
         raise CheckpointError(
             f"{args.checkpoint}: the model has {det.num_classes} classes, the dataset {len(dataset.class_names)}: "

@@ -141,8 +141,45 @@ def check_class_names(stored: Sequence[str] | None, dataset: Sequence[str], path
         raise CheckpointError(
             f"{path}: the checkpoint's classes {list(stored)} are not the dataset's {list(dataset)} (same names, "
             "same order needed: model class i is scored against dataset class i); use the dataset the model was "
-            "trained on, or set data.class_names to the checkpoint's list"
+            "trained on, map them explicitly (eval: --class-map same-names, or --class-map DATASET=CHECKPOINT,...), "
+            "or set data.class_names to the checkpoint's list"
         )
+
+
+def parse_class_map(spec: str) -> dict[str, str]:
+    """``--class-map`` text -> ``{dataset name: checkpoint name}``: ``same-names`` (``{}``: classes matched by
+    name, in any order) or comma-separated ``DATASET=CHECKPOINT`` renames (unlisted names match as they are)."""
+    if spec.strip() == "same-names":
+        return {}
+    mapping: dict[str, str] = {}
+    for part in (p.strip() for p in spec.split(",")):
+        src, eq, dst = part.partition("=")
+        if not eq or not src.strip() or not dst.strip():
+            raise CheckpointError(f"--class-map {spec!r}: {part!r} is not DATASET=CHECKPOINT (or use same-names)")
+        if src.strip() in mapping:
+            raise CheckpointError(f"--class-map {spec!r}: dataset class {src.strip()!r} is mapped twice")
+        mapping[src.strip()] = dst.strip()
+    return mapping
+
+
+def mapped_class_names(stored: Sequence[str], mapping: dict[str, str], path: str | Path) -> list[str]:
+    """The class list to read a dataset with so that its label i is the checkpoint's class i: the checkpoint's
+    names, each replaced by the dataset name mapped onto it (``mapping``: dataset name -> checkpoint name)."""
+    unknown = sorted(set(mapping.values()) - set(stored))
+    if unknown:
+        raise CheckpointError(f"{path}: --class-map names {unknown}, which are not classes of the checkpoint "
+                              f"{list(stored)}")  # fmt: skip
+    onto: dict[str, str] = {}
+    for src, dst in mapping.items():
+        if dst in onto:
+            raise CheckpointError(f"{path}: --class-map maps both {onto[dst]!r} and {src!r} onto {dst!r}")
+        onto[dst] = src
+    names = [onto.get(n, n) for n in stored]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise CheckpointError(f"{path}: with --class-map, {clash} would stand for two checkpoint classes "
+                              f"({list(stored)}); map them apart")  # fmt: skip
+    return names
 
 
 def _int_in(value: Any, lo: int, hi: int) -> bool:

@@ -96,6 +96,39 @@ def test_eval_refuses_another_class_order(tmp_path, tiny_checkpoint, tiny_datase
     assert not (tmp_path / "ev").exists()
 
 
+def test_eval_class_map_scores_the_same_classes_in_another_order(tmp_path, tiny_checkpoint, tiny_dataset, capsys):
+    """--class-map same-names reads the dataset with the checkpoint's class order: the metrics equal those on
+    the dataset the model was trained on; renames map a differently named class onto the checkpoint's."""
+    import json
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    names = (data / "classes.txt").read_text().split()
+    (data / "classes.txt").write_text("\n".join(reversed(names)) + "\n")
+    common = ["--no-progress", "--score-thresh", "0.001"]
+    assert (
+        main(["eval", str(tiny_checkpoint), "--data", str(tiny_dataset), "--out", str(tmp_path / "ref"), *common]) == 0
+    )
+    assert main(["eval", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "mapped"),
+                 "--class-map", "same-names", *common]) == 0  # fmt: skip
+    ref = json.loads((tmp_path / "ref" / "metrics.json").read_text())["metrics"]
+    got = json.loads((tmp_path / "mapped" / "metrics.json").read_text())["metrics"]
+    assert got == ref
+    # a class renamed in the dataset: refused without a map, scored as the checkpoint's class with one
+    for xml in (data / "Annotations").glob("*.xml"):
+        xml.write_text(xml.read_text().replace(f"<name>{names[0]}</name>", "<name>renamed</name>"))
+    (data / "classes.txt").write_text("\n".join(["renamed", *names[1:]]) + "\n")
+    assert main(["eval", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "x"), *common]) == 2
+    assert main(["eval", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "renamed"),
+                 "--class-map", f"renamed={names[0]}", *common]) == 0  # fmt: skip
+    got = json.loads((tmp_path / "renamed" / "metrics.json").read_text())["metrics"]
+    assert got == ref
+    capsys.readouterr()
+    assert main(["eval", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "y"),
+                 "--class-map", "renamed=nosuch", *common]) == 2  # fmt: skip
+    assert "nosuch" in capsys.readouterr().err
+
+
 def test_detect_keeps_earlier_results_and_names_collisions_apart(tmp_path, tiny_checkpoint, photos, capsys):
     other = tmp_path / "other"
     other.mkdir()
