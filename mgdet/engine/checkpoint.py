@@ -9,6 +9,7 @@ states), ``config`` (the full :class:`RunConfig` dict), ``model_config`` (what `
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
@@ -29,16 +30,25 @@ class CheckpointError(MgdetError, RuntimeError):
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` atomically: a crash half-way never replaces a good previous file."""
+    """Write ``state`` to ``path`` atomically: a crash half-way never replaces a good previous file.
+
+    The state is serialised in memory first, so a failed write (disk full, quota) is an :class:`OSError`
+    naming ``path`` (not an error from deep inside torch's zip writer), and the previous file is kept.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
