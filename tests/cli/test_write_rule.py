@@ -94,6 +94,11 @@ def test_eval_refuses_another_class_order(tmp_path, tiny_checkpoint, tiny_datase
     err = capsys.readouterr().err
     assert rc == 2 and str(names) in err and str(list(reversed(names))) in err
     assert not (tmp_path / "ev").exists()
+    # another number of classes (one more): refused the same way, one line, no traceback
+    (data / "classes.txt").write_text("\n".join([*names, "extra"]) + "\n")
+    rc = main(["eval", str(tiny_checkpoint), "--data", str(data), "--out", str(tmp_path / "ev"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "'extra'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_eval_class_map_scores_the_same_classes_in_another_order(tmp_path, tiny_checkpoint, tiny_dataset, capsys):
