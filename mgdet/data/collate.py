@@ -73,6 +73,9 @@ class DetectionDataset(Dataset):
         self.train = train
         self.seed = int(seed)
         self.epoch = 0
+        # views ``(index, flipped)`` whose pixels nobody needs (a backbone feature cache holds their features),
+        # with the decoded image's (height, width): such a sample skips decoding (see __getitem__)
+        self.pixel_free_views: dict[tuple[int, bool], tuple[int, int]] = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose augmentations ``__getitem__`` reproduces."""
@@ -86,6 +89,10 @@ class DetectionDataset(Dataset):
         return np.random.default_rng([self.seed, self.epoch, int(index)])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict] | FailedSample:
+        if self.pixel_free_views and self.train and getattr(self.transform, "pixel_free", False):
+            sample = self._without_pixels(index)
+            if sample is not None:
+                return sample
         try:
             image, target = self.base[index]
         except DatasetError as e:  # the header scan passed, the pixels do not decode
@@ -108,6 +115,34 @@ class DetectionDataset(Dataset):
             "gt": {"boxes": target["boxes"], "labels": target["labels"], "ignore": target["ignore"]},
         }
         return tensor, boxes, labels, meta
+
+    def _without_pixels(self, index: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict] | None:
+        """The sample of ``index`` with a zero image, when its view is in ``pixel_free_views``: the same boxes,
+        labels, view and meta as ``__getitem__`` (the same random draws; ``transform.boxes_only``), no decoding.
+        None when this epoch's view of ``index`` is not there."""
+        if not hasattr(self.base, "target"):
+            return None
+        probe: dict = {}  # this epoch's view of ``index``: the flip does not depend on the image or boxes
+        no_boxes = np.zeros((0, 4), np.float32)
+        self.transform.boxes_only((1, 1), no_boxes, np.zeros(0, np.int64), rng=self.sample_rng(index), view=probe)
+        hw = self.pixel_free_views.get((int(index), bool(probe.get("flipped", False))))
+        if hw is None:
+            return None
+        target = self.base.target(index)
+        keep = ~np.asarray(target["ignore"], bool)
+        view: dict = {}
+        boxes, labels = self.transform.boxes_only(
+            hw, target["boxes"][keep], target["labels"][keep], rng=self.sample_rng(index), view=view
+        )  # fmt: skip
+        size = self.transform.size
+        meta = {
+            "image_id": int(target["image_id"]),
+            "view": (int(index), bool(view.get("flipped", False))),
+            "orig_size": hw,
+            "scale": (size / hw[0], size / hw[1]),
+            "gt": {"boxes": target["boxes"], "labels": target["labels"], "ignore": target["ignore"]},
+        }
+        return torch.zeros(3, size, size), boxes, labels, meta
 
 
 def collate_detections(

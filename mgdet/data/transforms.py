@@ -130,21 +130,30 @@ def random_crop(
 
 def hflip(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mirror left-right: ``x1' = W - x2``, ``x2' = W - x1``."""
-    w = image.shape[1]
+    return image[:, ::-1], hflip_boxes(boxes, image.shape[1])
+
+
+def hflip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
+    """The boxes of :func:`hflip` for an image ``width`` pixels wide."""
     out = boxes.copy()
-    out[:, 0] = w - boxes[:, 2]
-    out[:, 2] = w - boxes[:, 0]
-    return image[:, ::-1], out
+    out[:, 0] = width - boxes[:, 2]
+    out[:, 2] = width - boxes[:, 0]
+    return out
 
 
 def resize(image: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """Resize to ``size x size`` (aspect not kept, as SSD); returns boxes in S-pixels and ``(sy, sx)``."""
-    h, w = image.shape[:2]
-    sy, sx = size / h, size / w
     out = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_LINEAR)
+    scaled, scale = resize_boxes(boxes, image.shape[:2], size)
+    return out, scaled, scale
+
+
+def resize_boxes(boxes: np.ndarray, hw: tuple[int, int], size: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """The boxes of :func:`resize` for an ``hw`` image: S-pixels, clipped, float32; and ``(sy, sx)``."""
+    sy, sx = size / hw[0], size / hw[1]
     scaled = boxes * np.array([sx, sy, sx, sy], np.float32)
     np.clip(scaled, 0, size, out=scaled)
-    return out, scaled.astype(np.float32), (sy, sx)
+    return scaled.astype(np.float32), (sy, sx)
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -173,6 +182,21 @@ class EvalTransform:
             view["flipped"] = False
         img, out, _ = resize(image.astype(np.float32) / 255.0, _empty_boxes(boxes), self.size)
         return to_tensor(img), out, np.asarray(labels, np.int64).reshape(-1)
+
+    pixel_free = True  # the boxes never depend on the pixels (see TrainTransform.boxes_only)
+
+    def boxes_only(
+        self,
+        hw: tuple[int, int],
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        rng: np.random.Generator | None = None,
+        view: dict | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What ``__call__`` returns for an ``hw`` image, without the image: (boxes, labels)."""
+        if view is not None:
+            view["flipped"] = False
+        return resize_boxes(_empty_boxes(boxes), hw, self.size)[0], np.asarray(labels, np.int64).reshape(-1)
 
 
 class TrainTransform:
@@ -231,6 +255,37 @@ class TrainTransform:
         img, b, _ = resize(img, b, self.size)
         keep = ((b[:, 2:] - b[:, :2]) >= self.min_size).all(1)
         return to_tensor(img), b[keep], lab[keep]
+
+    @property
+    def pixel_free(self) -> bool:
+        """True when the boxes never depend on the pixels (no photometric distortion, no zoom-out, every
+        crop mode keeps the image: the ``flip`` augmentation), so :meth:`boxes_only` can stand for a call."""
+        return not self.photometric and self.max_expand <= 1 and all(m is None for m in self.crop_min_ious)
+
+    def boxes_only(
+        self,
+        hw: tuple[int, int],
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        rng: np.random.Generator | None = None,
+        view: dict | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What ``__call__`` returns for an ``hw`` image, without the image: (boxes, labels), drawing the same
+        random numbers in the same order. Only for a :attr:`pixel_free` transform."""
+        if not self.pixel_free:
+            raise ValueError("boxes_only needs a transform whose boxes do not depend on the pixels (augment: flip)")
+        rng = self.rng if rng is None else rng
+        b = _empty_boxes(boxes).copy()
+        lab = np.asarray(labels, np.int64).reshape(-1)
+        rng.integers(len(self.crop_min_ious))  # random_crop's mode draw; every mode keeps the image
+        flipped = bool(rng.random() < self.p_flip)
+        if flipped:
+            b = hflip_boxes(b, hw[1])
+        if view is not None:
+            view["flipped"] = flipped
+        b, _ = resize_boxes(b, hw, self.size)
+        keep = ((b[:, 2:] - b[:, :2]) >= self.min_size).all(1)
+        return b[keep], lab[keep]
 
 
 def build_train_transform(size: int, mode: str) -> TrainTransform | EvalTransform:

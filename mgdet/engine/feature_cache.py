@@ -28,6 +28,7 @@ class FeatureCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = int(max_bytes)
         self.store: dict[View, tuple[Tensor, ...]] = {}
+        self.sizes: dict[View, tuple[int, int]] = {}  # decoded (height, width) of each cached view's image
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -36,9 +37,13 @@ class FeatureCache:
         return len(self.store)
 
     @torch.no_grad()
-    def features(self, det, images: Tensor, views: Sequence[View]) -> list[Tensor]:
+    def features(
+        self, det, images: Tensor, views: Sequence[View], sizes: Sequence[tuple[int, int]] | None = None
+    ) -> list[Tensor]:
         """``images [B, 3, H, W]`` -> the backbone's maps ``[B, C_l, H_l, W_l]`` per level, computing only
-        the views not cached yet (in one batch) and caching them while the budget allows."""
+        the views not cached yet (in one batch) and caching them while the budget allows. ``sizes``: each
+        sample's original image (height, width), kept for the cached views (:attr:`sizes`: a data loader
+        need not decode those images again, ``DetectionDataset.pixel_free_views``)."""
         if len(views) != images.shape[0]:
             raise ValueError(f"{len(views)} views for a batch of {images.shape[0]} images")
         missing = [i for i, v in enumerate(views) if v not in self.store]
@@ -52,6 +57,8 @@ class FeatureCache:
                 if views[i] not in self.store and self.bytes + size <= self.max_bytes:
                     self.store[views[i]] = item
                     self.bytes += size
+                    if sizes is not None:
+                        self.sizes[views[i]] = (int(sizes[i][0]), int(sizes[i][1]))
         self.misses += len(missing)
         self.hits += len(views) - len(missing)
         per_sample = [fresh[i] if i in fresh else self.store[v] for i, v in enumerate(views)]

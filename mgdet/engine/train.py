@@ -352,6 +352,8 @@ def train(
                 break
             sampler.set_epoch(epoch)
             train_ds.set_epoch(epoch)
+            if cache is not None:  # the loader's workers (forked below) skip decoding the cached views
+                train_ds.pixel_free_views = dict(cache.sizes)
             sampler.skip = epoch_iter * per_proc_batch
             model.train()
             keep_frozen_bn_eval(det)
@@ -376,7 +378,8 @@ def train(
                     if cache is None:
                         out = model(batch.images)
                     else:  # single process only: the same neck + head as model(batch.images)
-                        feats = cache.features(det, batch.images, [m["view"] for m in batch.metas])
+                        feats = cache.features(det, batch.images, [m["view"] for m in batch.metas],
+                                               [m["orig_size"] for m in batch.metas])  # fmt: skip
                         out = det.forward_features(feats, tuple(batch.images.shape[-2:]))
                 strategy = "iou" if it < t.static_warmup_iters else t.strategy  # warm-up: not in the paper
                 losses = det.loss(out, batch.gt_boxes, batch.gt_labels, strategy)

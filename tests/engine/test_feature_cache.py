@@ -123,6 +123,15 @@ def test_training_with_the_cache_takes_the_same_path(tiny_dataset, tmp_path, mon
             made.append(self)
 
     monkeypatch.setattr(train_module, "FeatureCache", Recorded)
+    undecoded = []
+    real = DetectionDataset._without_pixels
+
+    def counting(self, index):
+        sample = real(self, index)
+        undecoded.append(sample is not None)
+        return sample
+
+    monkeypatch.setattr(DetectionDataset, "_without_pixels", counting)
     rows = {}
     for mb in (0, 64):
         data = tiny_config(tiny_dataset, tmp_path / f"c{mb}", epochs=4, eval_interval=0, strategy="iou",
@@ -135,6 +144,7 @@ def test_training_with_the_cache_takes_the_same_path(tiny_dataset, tmp_path, mon
     assert len(rows[0]) == len(rows[64]) == 4
     assert len(made) == 1 and made[0].hits + made[0].misses == 64 and made[0].hits >= 16
     assert made[0].misses == len(made[0]) <= 32  # every view computed once, then served
+    assert sum(undecoded) == made[0].hits > 0  # the loader decoded no cached view's image
     for a, b in zip(rows[0], rows[64]):
         for key in ("loss", "loss_cls", "loss_reg", "pos_cls_per_gt", "pos_score_median"):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-6), key
@@ -150,3 +160,40 @@ def test_cache_config_errors(tiny_dataset, tmp_path):
     cfg.model.frozen_stages = 3
     with pytest.raises(ConfigError, match=r"whole backbone frozen: set model.frozen_stages: 5 \(now 3\)"):
         train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+
+
+@pytest.mark.parametrize("augment", ["flip", "none"])
+def test_a_cached_view_is_the_same_sample_without_decoding(tiny_dataset, augment, monkeypatch):
+    """pixel_free_views: the sample of a cached view has the same boxes, labels, view and meta as the decoded
+    one (the same random draws), a zero image of the same shape, and its image file is never read; a view
+    not listed is decoded as usual."""
+    base = build_dataset(from_dict(tiny_config(tiny_dataset, tiny_dataset / "unused")).data, train=True)
+    transform = build_train_transform(64, augment)
+    assert transform.pixel_free
+    full = DetectionDataset(base, transform, train=True, seed=5)
+    fast = DetectionDataset(base, transform, train=True, seed=5)
+    reads: list[int] = []
+    decode = type(base).__getitem__
+    for epoch in range(3):
+        full.set_epoch(epoch)
+        fast.set_epoch(epoch)
+        ref = [full[i] for i in range(len(full))]
+        fast.pixel_free_views = {m["view"]: m["orig_size"] for _, _, _, m in ref[::2]}  # every other sample
+        reads.clear()
+        with monkeypatch.context() as m:
+            m.setattr(type(base), "__getitem__", lambda self, i: reads.append(i) or decode(self, i))
+            got = [fast[i] for i in range(len(fast))]
+        assert reads == list(range(1, len(fast), 2))  # only the samples whose view is not listed were decoded
+        for i, ((img_r, box_r, lab_r, meta_r), (img_g, box_g, lab_g, meta_g)) in enumerate(zip(ref, got)):
+            assert np.array_equal(box_r, box_g) and box_r.dtype == box_g.dtype
+            assert np.array_equal(lab_r, lab_g)
+            assert {k: v for k, v in meta_r.items() if k != "gt"} == {k: v for k, v in meta_g.items() if k != "gt"}
+            assert img_g.shape == img_r.shape
+            assert torch.equal(img_g, img_r) if i % 2 else not img_g.any()
+
+
+def test_boxes_only_needs_a_pixel_free_transform():
+    ssd = build_train_transform(64, "ssd")
+    assert not ssd.pixel_free
+    with pytest.raises(ValueError, match="augment: flip"):
+        ssd.boxes_only((64, 64), np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
