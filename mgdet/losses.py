@@ -44,6 +44,22 @@ def sigmoid_focal_loss(logits: Tensor, targets: Tensor, alpha: float = 0.25, gam
     return loss
 
 
+def quality_focal_loss(logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 1.0) -> Tensor:
+    """Element-wise quality focal loss (Li et al., Generalized Focal Loss; TOOD's classification loss) on logits
+    and soft targets in [0, 1] of the same shape (no reduction).
+
+    ``QFL = w * BCE(sigmoid(x), t) * |t - sigmoid(x)|^gamma`` with ``w = alpha`` where ``t > 0`` and
+    ``1 - alpha`` where ``t = 0`` (``alpha < 0``: ``w = 1``). With targets in {0, 1} it equals
+    :func:`sigmoid_focal_loss`, so a soft target is the only change.
+    """
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    loss = ce * (targets - p).abs() ** gamma
+    if alpha >= 0:
+        loss = loss * torch.where(targets > 0, alpha, 1 - alpha)
+    return loss
+
+
 def balanced_l1_loss(
     pred: Tensor, target: Tensor, alpha: float = 0.5, gamma: float = 1.5, beta: float = 0.11
 ) -> Tensor:
@@ -77,6 +93,11 @@ def detection_loss(
         box_deltas: ``[B, A, 4]`` encoded box predictions (see :func:`mgdet.boxes.encode`).
         anchors: ``[A, 4]`` xyxy; gt_boxes ``[B, G, 4]``; gt_labels ``[B, G]`` (-1 padding).
 
+    With a soft target (``assignment.cls_target`` not None, task-aligned assignment) the positives' GT class
+    gets that target instead of 1 and the classification loss is :func:`quality_focal_loss` (same alpha,
+    gamma) normalised by max(1, sum of the soft targets), as TOOD; the regression loss is unchanged (Balanced
+    L1 on the positives, unweighted).
+
     Returns:
         ``loss_cls`` = focal loss summed over non-ignored anchors and classes / max(1, #cls positives);
         ``loss_reg`` = Balanced L1 summed over regression samples / max(1, 4 * #reg positives) * reg_weight;
@@ -91,12 +112,19 @@ def detection_loss(
 
     cls_pos = cls_gt >= 0
     labels = gt_labels.gather(1, cls_gt.clamp(min=0))  # [B, A] class of the assigned GT
-    targets = torch.zeros_like(cls_logits)
-    targets[cls_pos] = F.one_hot(labels[cls_pos], c).to(cls_logits.dtype)
+    targets = torch.zeros_like(cls_logits, dtype=torch.float32)
+    targets[cls_pos] = F.one_hot(labels[cls_pos], c).float()
     keep = cls_gt != IGNORED  # [B, A]
-    focal = sigmoid_focal_loss(cls_logits.float(), targets.float(), cfg.focal_alpha, cfg.focal_gamma)
     num_cls_pos = cls_pos.sum()
-    loss_cls = (focal * keep[..., None]).sum() / num_cls_pos.clamp(min=1)
+    if assignment.cls_target is None:
+        focal = sigmoid_focal_loss(cls_logits.float(), targets, cfg.focal_alpha, cfg.focal_gamma)
+        norm = num_cls_pos.clamp(min=1).float()
+    else:
+        soft = torch.where(cls_pos, assignment.cls_target.float(), 0.0)  # [B, A]
+        targets = targets * soft[..., None]
+        focal = quality_focal_loss(cls_logits.float(), targets, cfg.focal_alpha, cfg.focal_gamma)
+        norm = soft.sum().clamp(min=1.0)
+    loss_cls = (focal * keep[..., None]).sum() / norm
 
     reg_pos = reg_gt >= 0
     num_reg_pos = reg_pos.sum()

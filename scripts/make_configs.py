@@ -9,7 +9,10 @@ from pathlib import Path
 
 import yaml
 
-STRATEGIES = {"iou": "iou", "l2c": "localize_to_classify", "c2l": "classify_to_localize", "mg": "mutual_guidance"}
+from mgdet.strategies import STRATEGY_TABLE
+
+#: The paper's four strategies (short name -> full name); ATSS and task-aligned are not in its grid.
+STRATEGIES = {s.short: s.name for s in STRATEGY_TABLE if s.in_paper}
 MODELS = [("fssd", "resnet18"), ("fssd", "vgg16"), ("retinanet", "resnet18"), ("retinanet", "vgg16"),
           ("rfbnet", "vgg16"), ("fcos", "resnet18"), ("fcos", "vgg16")]  # fmt: skip
 SHORT = {"resnet18": "r18", "vgg16": "vgg16"}

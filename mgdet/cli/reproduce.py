@@ -8,7 +8,11 @@ import sys
 import time
 
 from mgdet.cli.common import add_no_progress, positive_int
-from mgdet.demo.recipe import BENCHMARK_DETECTORS, DEFAULT_DATA, PAPER_DETECTORS, STRATEGY_ABBR
+from mgdet.demo.recipe import BENCHMARK_DETECTORS, DEFAULT_DATA, PAPER_DETECTORS
+from mgdet.strategies import SHORT_NAMES, STRATEGY_TABLE
+
+#: The default of --strategies: the paper's four, by short name.
+PAPER_SHORT = ",".join(s.short for s in STRATEGY_TABLE if s.in_paper)
 
 REPRODUCE_HELP = f"""The paper's Table 1 ablation: strategies x detectors x seeds, one training run each, resumable
 (a run with OUT/runs/<run>/metrics.json is skipped, one with only last.pth resumes from it; Ctrl-C stops
@@ -19,7 +23,7 @@ over seeds in the paper's layout, MG - IoU deltas, assignment statistics per epo
 
 Default: {", ".join(BENCHMARK_DETECTORS)} on the CPU benchmark with the built-in recipe (= configs/benchmark/).
 --full: every paper model with the paper's configs, read from --config-dir (default configs/voc) as
-<detector>_<strategy>.yaml with strategy in {", ".join(STRATEGY_ABBR.values())}; detectors:
+<detector>_<strategy>.yaml with strategy in {PAPER_SHORT.replace(",", ", ")}; detectors:
 {", ".join(PAPER_DETECTORS)};
 meant for GPUs with VOC/COCO (--data sets data.root)."""
 
@@ -32,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="mgdet_runs/reproduce", help="output folder (mgdet_runs/reproduce)")
     p.add_argument("--detectors", help=f"comma-separated (default {','.join(BENCHMARK_DETECTORS)}; "
                    "--full: all paper models)")  # fmt: skip
-    p.add_argument("--strategies", default=",".join(STRATEGY_ABBR.values()),
-                   help="comma-separated, full or short names (iou,l2c,c2l,mg)")  # fmt: skip
+    p.add_argument("--strategies", default=PAPER_SHORT,
+                   help=f"comma-separated, full or short names, any of {','.join(SHORT_NAMES)} "
+                   f"(default: the paper's {PAPER_SHORT})")  # fmt: skip
     p.add_argument("--seeds", type=_ints, default="3",
                    help="a count N >= 1 (seeds 0..N-1) or a list: 1,2 (or 2, for seed 2 alone) (3)")  # fmt: skip
     p.add_argument("--epochs", type=positive_int, help="override train.epochs of every run")

@@ -20,12 +20,13 @@ def run(args: argparse.Namespace) -> int:
     """Assign a tiny batch with every strategy and print the label counts."""
     import torch
 
-    from mgdet.anchors import generate_anchors, paper_layout
-    from mgdet.assign import IGNORED, STRATEGIES, assign
+    from mgdet.anchors import paper_layout
+    from mgdet.assign import IGNORED, STRATEGIES, assign, layout_priors
     from mgdet.boxes import decode
 
     g = torch.Generator().manual_seed(0)
-    anchors = generate_anchors(paper_layout(), args.size)
+    priors = layout_priors(paper_layout(), args.size)
+    anchors = priors.boxes
     xy = torch.rand(2, 4, 2, generator=g) * args.size * 0.6
     gt_boxes = torch.cat([xy, xy + 20 + torch.rand(2, 4, 2, generator=g) * args.size * 0.35], -1)  # [2, 4, 4]
     gt_labels = torch.randint(0, 5, (2, 4), generator=g)
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for s in STRATEGIES:
         t0 = time.perf_counter()
-        a = assign(s, anchors, gt_boxes, gt_labels, pred_boxes, pred_scores)
+        a = assign(s, priors, gt_boxes, gt_labels, pred_boxes, pred_scores)
         ms = (time.perf_counter() - t0) * 1000
         rows.append((s, int((a.cls_gt >= 0).sum()), int((a.cls_gt == IGNORED).sum()), int(a.reg_pos.sum()), ms))
     print_table(rows, ["strategy", "cls pos", "ignored", "reg pos", "ms"],

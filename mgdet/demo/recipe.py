@@ -14,23 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mgdet.strategies import STRATEGIES, STRATEGY_TABLE, find_strategy
+
 if TYPE_CHECKING:
     from mgdet.engine.config import RunConfig
 
-#: Short names used in file and run names, in the order of Table 1 of the paper.
-STRATEGY_ABBR: dict[str, str] = {
-    "iou": "iou",
-    "localize_to_classify": "l2c",
-    "classify_to_localize": "c2l",
-    "mutual_guidance": "mg",
-}
-#: Row labels of the paper's Table 1.
-STRATEGY_TITLES: dict[str, str] = {
-    "iou": "IoU_anchor-based",
-    "localize_to_classify": "Localize to Classify",
-    "classify_to_localize": "Classify to Localize",
-    "mutual_guidance": "Mutual Guidance",
-}
+#: Short names used in file and run names, in table order (the paper's Table 1 first); a view of
+#: :data:`mgdet.strategies.STRATEGY_TABLE`.
+STRATEGY_ABBR: dict[str, str] = {s.name: s.short for s in STRATEGY_TABLE}
+#: Row labels (the paper's Table 1 for its four strategies); a view of the same table.
+STRATEGY_TITLES: dict[str, str] = {s.name: s.title for s in STRATEGY_TABLE}
 #: Detectors of the CPU benchmark (MobileNetV2 ImageNet backbone, light head).
 BENCHMARK_DETECTORS: tuple[str, ...] = ("retinanet_mbv2", "fssd_mbv2")
 #: Every model of the paper (``--full``); their configs come from ``--config-dir`` (default configs/voc).
@@ -60,11 +53,11 @@ def parse_strategy(name: str) -> str:
     """Full strategy name from a full or short name (``mg`` -> ``mutual_guidance``)."""
     from mgdet.engine.config import ConfigError
 
-    for full, abbr in STRATEGY_ABBR.items():
-        if name in (full, abbr):
-            return full
-    raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_ABBR)} or their short names "
-                      f"{', '.join(STRATEGY_ABBR.values())}")  # fmt: skip
+    spec = find_strategy(name)
+    if spec is None:
+        raise ConfigError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)} or their short names "
+                          f"{', '.join(STRATEGY_ABBR.values())}")  # fmt: skip
+    return spec.name
 
 
 def benchmark_recipe(
@@ -164,8 +157,8 @@ def write_benchmark_configs(out_dir: str | Path) -> list[Path]:
             path = out / path_name(detector, abbr)
             header = (
                 f"# {DETECTOR_TITLES[detector]} - {STRATEGY_TITLES[strategy]}: the CPU benchmark recipe\n"
-                "# (mgdet.demo.recipe.benchmark_recipe). Only train.strategy differs between the four\n"
-                f"# files of a detector. Train: mgdet train {path.as_posix()}\n"
+                "# (mgdet.demo.recipe.benchmark_recipe). Only train.strategy differs between the files\n"
+                f"# of a detector. Train: mgdet train {path.as_posix()}\n"
             )
             path.write_text(header + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
             written.append(path)

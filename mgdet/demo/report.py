@@ -18,6 +18,7 @@ from mgdet.demo.recipe import DETECTOR_TITLES, STRATEGY_ABBR, STRATEGY_TITLES
 from mgdet.demo.runner import RunRecord, deltas, summarize
 from mgdet.engine.table import format_table
 from mgdet.evaluation.result import json_safe
+from mgdet.strategies import STRATEGY_TABLE
 
 #: Columns of the demo table: (header, metric key, scale).
 DEMO_COLUMNS: tuple[tuple[str, str, float], ...] = (
@@ -26,11 +27,11 @@ DEMO_COLUMNS: tuple[tuple[str, str, float], ...] = (
 )  # fmt: skip
 #: Detections drawn in the report's side-by-side panels have at least this score.
 SHOW_SCORE = 0.2
-#: Short labels of the strategies in difference rows.
-SHORT = {"iou": "IoU", "localize_to_classify": "L2C", "classify_to_localize": "C2L", "mutual_guidance": "MG"}
+#: Short labels of the strategies in difference rows (a view of :data:`mgdet.strategies.STRATEGY_TABLE`).
+SHORT = {s.name: s.label for s in STRATEGY_TABLE}
 #: Colours per strategy (Okabe-Ito), fixed so every figure agrees.
 STRATEGY_COLOURS = {"iou": "#999999", "localize_to_classify": "#56B4E9", "classify_to_localize": "#E69F00",
-                    "mutual_guidance": "#009E73"}  # fmt: skip
+                    "mutual_guidance": "#009E73", "atss": "#CC79A7", "task_aligned": "#D55E00"}  # fmt: skip
 
 
 def _save(fig: Figure, path: Path) -> Path:

@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 
 from mgdet.anchors import PAPER_ANCHOR_BASE
-from mgdet.assign import STRATEGIES
 from mgdet.errors import MgdetError
 from mgdet.losses import LossConfig
 from mgdet.postprocess import PAPER_POSTPROCESS
+from mgdet.strategies import STRATEGIES
 
 
 class ConfigError(MgdetError, ValueError):
@@ -71,7 +71,7 @@ class DataConfig:
 class TrainConfig:
     """Optimisation recipe. Defaults are the authors' VOC recipe."""
 
-    strategy: str = "mutual_guidance"  # iou | localize_to_classify | classify_to_localize | mutual_guidance
+    strategy: str = "mutual_guidance"  # a name of mgdet.strategies.STRATEGIES (iou, ..., atss, task_aligned)
     sigma: float = 2.0
     # NOT in the paper (a controlled experiment): static IoU matching for the first N steps, then `strategy`
     static_warmup_iters: int = 0

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from mgdet import anchors as anchor_lib
-from mgdet.assign import Assignment, assign
-from mgdet.assign_fcos import assign_fcos, level_ranges
+from mgdet.assign import Assignment, Priors, anchor_priors, assign, assign_points, point_priors
+from mgdet.assign.fcos import level_ranges
 from mgdet.boxes import clip_boxes, decode
 from mgdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from mgdet.losses import LossConfig, detection_loss
@@ -65,6 +65,7 @@ class Detector(nn.Module):
         self.feature_sizes: list[tuple[int, int]] = []
         self.input_hw: tuple[int, int] = (0, 0)
         self.last_assignment: Assignment | None = None
+        self._priors: tuple[Tensor, Priors] | None = None  # cache of priors(): (the anchors it was built from, priors)
         size = config.get("input_size", 320)
         self.input_size = size
         self._probe(size)
@@ -90,6 +91,20 @@ class Detector(nn.Module):
         else:
             self.anchors = anchor_lib.generate_anchors(self.layout, hw, sizes).to(dev)
         self.feature_sizes, self.input_hw = sizes, hw
+
+    def priors(self) -> Priors:
+        """The current anchors (FCOS: points) with their centres, strides and levels, for the assignment.
+
+        Built once per anchor set: rebuilt only when the anchors change (new input size, or ``.to(device)``).
+        """
+        if self._priors is None or self._priors[0] is not self.anchors:
+            if self.layout is None:  # FCOS points
+                level_sizes = [h * w for h, w in self.feature_sizes]
+                priors = point_priors(self.anchors, self.strides, self.ranges, level_sizes)
+            else:
+                priors = anchor_priors(self.anchors, self.layout.strides, self.feature_sizes, self.layout.num_anchors)
+            self._priors = (self.anchors, priors)
+        return self._priors[1]
 
     # ----------------------------------------------------------------------------------------- forward
     def forward(self, images: Tensor) -> dict[str, Tensor]:
@@ -133,10 +148,8 @@ class Detector(nn.Module):
         pred_scores = cls_logits.detach().float().sigmoid()  # [B, A, C]
         cfg = self.config
         if self.is_fcos:
-            a = assign_fcos(
-                strategy, self.anchors, self.strides, self.ranges, gt_boxes, gt_labels,
-                pred_boxes, pred_scores, sigma=cfg.get("sigma", 2.0),
-            )  # fmt: skip
+            a = assign_points(strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores,
+                              sigma=cfg.get("sigma", 2.0))  # fmt: skip
             out = fcos_loss(
                 a, cls_logits, box_deltas, outputs["centerness"], self.anchors, self.strides,
                 gt_boxes, gt_labels, self.loss_cfg,
@@ -144,7 +157,7 @@ class Detector(nn.Module):
             total = out["loss_cls"] + out["loss_reg"] + out["loss_ctr"]
         else:
             a = assign(
-                strategy, self.anchors, gt_boxes, gt_labels, pred_boxes, pred_scores,
+                strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores,
                 pos_iou=cfg.get("pos_iou", 0.5), neg_iou=cfg.get("neg_iou", 0.4), sigma=cfg.get("sigma", 2.0),
             )  # fmt: skip
             out = detection_loss(a, cls_logits, box_deltas, self.anchors, gt_boxes, gt_labels, self.loss_cfg)

@@ -5,7 +5,7 @@ import torch
 
 from mgdet.assign import IGNORED, NEGATIVE, Assignment
 from mgdet.boxes import encode
-from mgdet.losses import LossConfig, balanced_l1_loss, detection_loss, sigmoid_focal_loss
+from mgdet.losses import LossConfig, balanced_l1_loss, detection_loss, quality_focal_loss, sigmoid_focal_loss
 
 LN2 = math.log(2.0)
 
@@ -99,3 +99,57 @@ def test_zero_gt_columns():
     out = detection_loss(a, torch.zeros(2, 3, 2), torch.zeros(2, 3, 4), torch.zeros(3, 4), torch.zeros(2, 0, 4),
                          torch.zeros(2, 0, dtype=torch.long))  # fmt: skip
     assert out["loss_cls"].item() == pytest.approx(12 * 0.75 * 0.5 * LN2, rel=1e-5) and out["loss_reg"] == 0
+
+
+def test_quality_focal_loss_hand_values():
+    # logit 0 -> p = 0.5; BCE(0.5, t) = ln 2 for every t
+    loss = quality_focal_loss(torch.zeros(3), torch.tensor([0.8, 0.0, 0.3]), alpha=0.25, gamma=1.0)
+    assert loss.tolist() == pytest.approx([0.25 * 0.3 * LN2, 0.75 * 0.5 * LN2, 0.25 * 0.2 * LN2])
+    # gamma = 2: |t - p| squared; alpha < 0: no weighting
+    loss2 = quality_focal_loss(torch.zeros(1), torch.tensor([0.8]), alpha=-1, gamma=2.0)
+    assert loss2.tolist() == pytest.approx([0.09 * LN2])
+    # logit ln 3 -> p = 0.75, t = 0.75: zero loss at the target
+    at_target = quality_focal_loss(torch.tensor([math.log(3.0)]), torch.tensor([0.75]))
+    assert at_target.item() == pytest.approx(0.0, abs=1e-6)
+    # a logit x, target t: BCE = -(t ln p + (1 - t) ln(1 - p)); p = sigmoid(2) = 0.880797
+    p = 1 / (1 + math.exp(-2.0))
+    bce = -(0.4 * math.log(p) + 0.6 * math.log(1 - p))
+    assert quality_focal_loss(torch.tensor([2.0]), torch.tensor([0.4])).item() == pytest.approx(
+        0.25 * bce * abs(0.4 - p), rel=1e-5
+    )
+
+
+def test_quality_focal_loss_equals_focal_loss_on_hard_targets():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, 4, generator=gen) * 3
+    targets = (torch.rand(50, 4, generator=gen) > 0.7).float()
+    for gamma in (1.0, 2.0):
+        assert torch.allclose(quality_focal_loss(logits, targets, 0.25, gamma),
+                              sigmoid_focal_loss(logits, targets, 0.25, gamma), atol=1e-6)  # fmt: skip
+
+
+def test_detection_loss_with_a_soft_target():
+    # 3 anchors, 2 classes, 1 GT of class 1; anchors 0 and 1 positive with soft targets 0.8 and 0.3
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [20.0, 20.0, 30.0, 30.0]])
+    gt_boxes = torch.tensor([[[0.0, 0.0, 10.0, 10.0]]])
+    gt_labels = torch.tensor([[1]])
+    cls_gt = torch.tensor([[0, 0, NEGATIVE]])
+    a = Assignment(cls_gt, cls_gt.clone(), cls_target=torch.tensor([[0.8, 0.3, 0.0]]))
+    deltas = torch.zeros(1, 3, 4)
+    out = detection_loss(a, torch.zeros(1, 3, 2), deltas, anchors, gt_boxes, gt_labels)
+    pos = 0.25 * (0.3 + 0.2) * LN2  # |0.8 - 0.5| and |0.3 - 0.5|
+    neg = 4 * 0.75 * 0.5 * LN2  # class 0 of anchors 0 and 1, both classes of anchor 2
+    assert out["loss_cls"].item() == pytest.approx((pos + neg) / max(1.0, 0.8 + 0.3), rel=1e-5)
+    # regression: unweighted Balanced L1 on both positives / (4 * 2)
+    target = encode(gt_boxes[0, 0].expand(2, 4), anchors[:2])
+    expected = balanced_l1_loss(torch.zeros(2, 4), target).sum() / 8
+    assert out["loss_reg"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert out["num_cls_pos"].item() == 2
+    # soft targets of 1.0 give the hard-label loss exactly
+    hard = Assignment(cls_gt, cls_gt.clone())
+    ones = Assignment(cls_gt, cls_gt.clone(), cls_target=torch.tensor([[1.0, 1.0, 0.0]]))
+    logits = torch.randn(1, 3, 2, generator=torch.Generator().manual_seed(1))
+    got = detection_loss(ones, logits, deltas, anchors, gt_boxes, gt_labels)["loss_cls"]
+    assert got.item() == pytest.approx(
+        detection_loss(hard, logits, deltas, anchors, gt_boxes, gt_labels)["loss_cls"].item()
+    )

@@ -159,8 +159,9 @@ def test_grid_config_and_strategy_names(tmp_path: Path) -> None:
         "fssd", "classify_to_localize", 3, 2, 0.01)  # fmt: skip
     assert cfg.data.root == "/data/b" and cfg.output_dir == str(tmp_path / "x")
     assert parse_strategy("mg") == parse_strategy("mutual_guidance") == "mutual_guidance"
+    assert parse_strategy("tal") == "task_aligned" and parse_strategy("atss") == "atss"
     with pytest.raises(ConfigError):
-        parse_strategy("atss")
+        parse_strategy("atss2")
     with pytest.raises(ConfigError, match="config-dir"):
         grid_config("retinanet_r18", "iou", 0, tmp_path)
     (tmp_path / "retinanet_r18_iou.yaml").write_text("model: {name: retinanet, backbone: resnet18}\n")

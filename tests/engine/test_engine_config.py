@@ -46,7 +46,7 @@ def test_overrides(tmp_path):
         ({"trian": {}}, "unknown key 'trian'"),
         ({"train": {"epochs": "two"}}, "train.epochs: expected an integer, got str 'two'"),
         ({"train": {"lr": True}}, "train.lr: expected a number"),
-        ({"train": {"strategy": "atss"}}, "train.strategy must be one of"),
+        ({"train": {"strategy": "atss2"}}, "train.strategy must be one of"),
         ({"model": {"name": "yolo"}}, "model.name must be one of"),
         ({"train": {"sigma": 1.0}}, "train.sigma must be > 1"),
         ({"data": {"input_size": 100}}, "multiple of 32"),

@@ -1,0 +1,205 @@
+"""What every assignment rule shares: the result type, input validation, the reservation and the exact top-k.
+
+Index convention: ``cls_gt[b, a]`` = GT index (positive), :data:`NEGATIVE` or :data:`IGNORED`;
+``reg_gt[b, a]`` = GT index (regression sample) or :data:`NEGATIVE`. All functions are batched over images
+(``[B, G, A]`` or ``[B, A]``), pure, and never need gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mgdet.strategies import StrategySpec, strategy_spec
+
+#: ``cls_gt`` / ``reg_gt`` value of a negative (background) anchor.
+NEGATIVE = -1
+#: ``cls_gt`` value of an ignored anchor (no classification loss).
+IGNORED = -2
+#: A candidate's centre must lie inside its GT by more than this many pixels on every side (ATSS and TAL; the
+#: value of the ATSS authors' code and of MMDetection's TOOD assigner).
+INSIDE_MARGIN = 0.01
+#: Tie-break step of :func:`ranking_key`: exact for float32 values and up to 2**23 entries per row.
+_TIE_STEP = 2.0**-48
+
+
+@dataclass
+class Assignment:
+    """Result of an assignment for a batch: GT indices per anchor for each task (+ an optional soft target)."""
+
+    cls_gt: Tensor  # [B, A] long: >= 0 positive GT index, NEGATIVE, IGNORED
+    reg_gt: Tensor  # [B, A] long: >= 0 regression GT index, NEGATIVE
+    # [B, A] float: soft classification target of the GT class at positives (0 elsewhere); None = hard 1.0
+    cls_target: Tensor | None = None
+
+    @property
+    def cls_pos(self) -> Tensor:
+        """[B, A] bool: positive for classification."""
+        return self.cls_gt >= 0
+
+    @property
+    def reg_pos(self) -> Tensor:
+        """[B, A] bool: regression sample."""
+        return self.reg_gt >= 0
+
+    def disagreement(self) -> Tensor:
+        """Fraction of anchors whose classification and regression roles differ (positive vs not)."""
+        return (self.cls_pos != self.reg_pos).float().mean()
+
+
+def all_negative(num_images: int, num_priors: int, device: torch.device) -> Assignment:
+    """Every anchor of every image negative (no GT at all)."""
+    empty = torch.full((num_images, num_priors), NEGATIVE, dtype=torch.long, device=device)
+    return Assignment(empty, empty.clone())
+
+
+def validate_inputs(
+    strategy: str,
+    num_priors: int,
+    gt_boxes: Tensor,
+    gt_labels: Tensor,
+    pred_boxes: Tensor | None,
+    pred_scores: Tensor | None,
+) -> StrategySpec:
+    """Check the inputs every rule shares against ``strategy``'s needs; returns its spec (ValueError otherwise)."""
+    spec = strategy_spec(strategy)
+    if gt_boxes.ndim != 3 or gt_boxes.shape[-1] != 4:
+        raise ValueError(f"gt_boxes must be [B, G, 4] xyxy, got shape {tuple(gt_boxes.shape)}")
+    if gt_labels.shape != gt_boxes.shape[:2]:
+        raise ValueError(
+            f"gt_labels must be [B, G] = {tuple(gt_boxes.shape[:2])} to match gt_boxes, got {tuple(gt_labels.shape)}"
+        )
+    if gt_labels.dtype.is_floating_point:
+        raise ValueError("gt_labels must be an integer tensor (class index, -1 for padding)")
+    b, a = gt_boxes.shape[0], num_priors
+    if spec.needs_boxes:
+        if pred_boxes is None:
+            raise ValueError(f"strategy {strategy!r} needs pred_boxes [B, A, 4] (decoded regressed boxes)")
+        if pred_boxes.shape != (b, a, 4):
+            raise ValueError(f"pred_boxes must be [B, A, 4] = {(b, a, 4)}, got {tuple(pred_boxes.shape)}")
+    if spec.needs_scores:
+        if pred_scores is None:
+            raise ValueError(f"strategy {strategy!r} needs pred_scores [B, A, C] (sigmoid class scores)")
+        if pred_scores.ndim != 3 or pred_scores.shape[:2] != (b, a):
+            raise ValueError(f"pred_scores must be [B, A, C] with B={b}, A={a}, got {tuple(pred_scores.shape)}")
+        if gt_labels.numel() and int(gt_labels.max()) >= pred_scores.shape[-1]:
+            raise ValueError(
+                f"gt_labels has class {int(gt_labels.max())} but pred_scores has {pred_scores.shape[-1]} classes"
+            )
+    return spec
+
+
+def prepare_gt(gt_boxes: Tensor, gt_labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Detached float32 GT with padding made harmless: ``(boxes [B, G', 4], labels [B, G'], valid [B, G'])``.
+
+    Padded boxes become empty ``[0, 0, 0, 0]`` (IoU 0 with everything, contain no point); a batch with no
+    GT column at all gets one padding column so that every reduction over G stays defined (G' = max(G, 1)).
+    """
+    gt_boxes = gt_boxes.detach().float()
+    if gt_boxes.shape[1] == 0:
+        gt_boxes = gt_boxes.new_zeros(gt_boxes.shape[0], 1, 4)
+        gt_labels = gt_labels.new_full((gt_labels.shape[0], 1), -1)
+    valid = gt_labels >= 0  # [B, G]
+    return torch.where(valid[..., None], gt_boxes, 0.0), gt_labels, valid
+
+
+def centres_inside(centres: Tensor, gt_boxes: Tensor, margin: float) -> Tensor:
+    """``[B, G, A]`` bool: point ``centres [A, 2]`` lies inside ``gt_boxes [B, G, 4]`` by more than ``margin``
+    pixels on every side (``min(l, t, r, b) > margin``)."""
+    x, y = centres[:, 0], centres[:, 1]  # [A]
+    g = gt_boxes[..., None]  # [B, G, 4, 1]
+    d = torch.minimum(torch.minimum(x - g[:, :, 0], y - g[:, :, 1]), torch.minimum(g[:, :, 2] - x, g[:, :, 3] - y))
+    return d > margin
+
+
+def ranking_key(values: Tensor, descending: bool) -> Tensor:
+    """float64 keys for ``values [..., N]`` (float32, >= 0) whose order is the values' order with exact ties
+    broken by the lower index along the last dimension, first.
+
+    A float32 value differs from its neighbours by at least 2**-24 relative; the index moves the key by at
+    most N * 2**-48 relative (< 2**-25 for N < 2**23) and float64 products round at 2**-53: so ``topk`` on the
+    keys is exact and deterministic on every device, unlike ``topk`` on the values (tie order unspecified).
+    """
+    n = values.shape[-1]
+    step = torch.arange(n, dtype=torch.float64, device=values.device) * _TIE_STEP  # [N]
+    v = values.float().double()
+    return v * (1 - step) if descending else v * (1 + step)
+
+
+def reserve(criterion: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Apply the reservation rule to ``criterion [B, G, A]`` (values in [0, 1]) for GTs with ``valid [B, G]``.
+
+    Each valid GT's best anchor is forced to 1.0 for that GT, then every anchor is kept only for the GT
+    where its value is highest (lowest GT index on ties). Rows of padded GTs must be all 0.
+    The reserved matrix has at most one non-zero entry per anchor, so it is returned compactly:
+
+    Returns:
+        value ``[B, A]``: the anchor's reserved value for its owner (0 when no valid GT reaches it),
+        owner ``[B, A]`` long: the GT index owning the anchor (meaningless where value is 0).
+    """
+    b, g, a = criterion.shape
+    best = criterion.argmax(dim=-1)  # [B, G] best anchor of each GT
+    value, owner = criterion.max(dim=1)  # [B, A]; padded GT rows are all 0 (see assign), never above a real one
+    # forced entries: anchor best[b, g] -> GT g with value 1.0 (lowest GT index if several force it)
+    gt_index = torch.arange(g, device=criterion.device).expand(b, g)
+    forced = torch.full((b, a + 1), g, dtype=torch.long, device=criterion.device)
+    forced.scatter_reduce_(1, torch.where(valid, best, a), torch.where(valid, gt_index, g), "amin")
+    forced = forced[:, :a]  # [B, A]; g = not forced
+    is_forced = forced < g
+    return torch.where(is_forced, 1.0, value), torch.where(is_forced, forced, owner)
+
+
+def reserved_matrix(value: Tensor, owner: Tensor, num_gt: int) -> Tensor:
+    """Expand the compact result of :func:`reserve` back to the ``[B, G, A]`` reserved matrix."""
+    gt_index = torch.arange(num_gt, device=owner.device).view(1, -1, 1)
+    return torch.where(owner[:, None, :] == gt_index, value[:, None, :], 0.0)
+
+
+def rank_within_owner(value: Tensor, owner: Tensor, num_gt: int) -> Tensor:
+    """Rank of each anchor among the anchors of its owner GT, by decreasing value: [B, A] -> [B, A] long.
+
+    A segmented top-k with one sort of ``[B, A]`` instead of a ``[B, G, A]`` top-k; ties by anchor index.
+    """
+    b, a = value.shape
+    # one stable float64 sort on owner * 2 + (1 - value): exact for float32 values, ties by anchor index
+    key = owner.double() * 2 + (1 - value.double())
+    order = key.argsort(dim=1, stable=True)  # [B, A] anchors grouped by owner, best first
+    sorted_owner = owner.gather(1, order)
+    counts = torch.zeros(b, num_gt, dtype=torch.long, device=value.device)
+    counts.scatter_add_(1, owner, torch.ones_like(owner))
+    start = counts.cumsum(1) - counts  # [B, G] first sorted position of each GT's anchors
+    rank_sorted = torch.arange(a, device=value.device) - start.gather(1, sorted_owner)
+    return torch.empty_like(rank_sorted).scatter_(1, order, rank_sorted)
+
+
+def topk_labels(value: Tensor, owner: Tensor, live: Tensor, k_pos: Tensor, k_ign: Tensor | None) -> Tensor:
+    """Per GT, mark its ``k_pos`` best live candidates with the GT index and the next ``k_ign`` as IGNORED.
+
+    value / owner ``[B, A]`` from :func:`reserve`; ``live [B, A]`` bool: the entries that may be selected
+    (never a zero entry: ``live`` implies ``value > 0``; non-live entries rank after live ones because the
+    caller sets their value to 0); k_pos / k_ign ``[B, G]`` long. Returns ``[B, A]`` long labels, NEGATIVE
+    elsewhere.
+    """
+    rank = rank_within_owner(torch.where(live, value, 0.0), owner, k_pos.shape[1])  # [B, A]
+    pos = live & (rank < k_pos.gather(1, owner))
+    out = torch.where(pos, owner, NEGATIVE)
+    if k_ign is not None:
+        ign = live & ~pos & (rank < (k_pos + k_ign).gather(1, owner))
+        out = torch.where(ign, IGNORED, out)
+    return out
+
+
+def resolve_by_max(chosen: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+    """Give every anchor chosen by several GTs to the GT with the highest ``value`` (lowest GT index on ties).
+
+    chosen ``[B, G, A]`` bool, value ``[B, G, A]``. Returns ``(gt [B, A] long`` GT index or NEGATIVE,
+    ``won [B, G, A]`` bool: the chosen entries that survived, at most one per anchor).
+    """
+    masked = torch.where(chosen, value.float(), -1.0)
+    winner = masked.argmax(dim=1)  # [B, A]; argmax returns the first maximal index
+    has = chosen.any(dim=1)
+    gt = torch.where(has, winner, NEGATIVE)
+    won = torch.zeros_like(chosen).scatter_(1, winner[:, None], has[:, None])
+    return gt, won

@@ -1,0 +1,173 @@
+"""The entry points :func:`assign` (anchors) and :func:`assign_points` / :func:`assign_fcos` (FCOS points).
+
+Dispatch is loud: a strategy name must be in :data:`mgdet.strategies.STRATEGY_TABLE` (else ValueError
+"unknown assignment strategy") and have code for the kind of prior in :data:`ANCHOR_RULES` /
+:data:`POINT_RULES` (else ValueError "has no implementation"); nothing falls through to static matching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mgdet.assign.atss import atss_assign
+from mgdet.assign.core import INSIDE_MARGIN, Assignment, all_negative, centres_inside, prepare_gt, validate_inputs
+from mgdet.assign.fcos import fcos_paper_assign
+from mgdet.assign.paper import paper_assign
+from mgdet.assign.priors import Priors, point_priors, single_level_priors
+from mgdet.assign.task_aligned import task_aligned_assign
+
+
+@dataclass(frozen=True)
+class Query:
+    """One assignment call, inputs prepared (:func:`mgdet.assign.core.prepare_gt`) and options."""
+
+    priors: Priors
+    gt_boxes: Tensor  # [B, G, 4] float32, padded rows zeroed
+    gt_labels: Tensor  # [B, G] long, -1 padding
+    valid: Tensor  # [B, G] bool
+    pred_boxes: Tensor | None  # [B, A, 4] decoded
+    pred_scores: Tensor | None  # [B, A, C] sigmoid
+    pos_iou: float = 0.5
+    neg_iou: float = 0.4
+    sigma: float = 2.0
+    radius: float = 1.5  # FCOS centre sampling radius (strides)
+
+
+def _paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
+    def rule(q: Query) -> Assignment:
+        return paper_assign(q.priors.boxes, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
+                            l2c=l2c, c2l=c2l, pos_iou=q.pos_iou, neg_iou=q.neg_iou, sigma=q.sigma)  # fmt: skip
+
+    return rule
+
+
+def _fcos_paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
+    def rule(q: Query) -> Assignment:
+        return fcos_paper_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
+                                 l2c=l2c, c2l=c2l, sigma=q.sigma, radius=q.radius)  # fmt: skip
+
+    return rule
+
+
+def _atss(q: Query) -> Assignment:
+    return atss_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid)
+
+
+def _task_aligned(q: Query) -> Assignment:
+    assert q.pred_boxes is not None and q.pred_scores is not None  # validated: the table says it needs both
+    inside = centres_inside(q.priors.centres.float(), q.gt_boxes, INSIDE_MARGIN) & q.valid[..., None]  # [B, G, A]
+    return task_aligned_assign(inside, q.gt_boxes, q.gt_labels, q.pred_boxes, q.pred_scores)
+
+
+#: The code of every strategy on anchor boxes.
+ANCHOR_RULES: dict[str, Callable[[Query], Assignment]] = {
+    "iou": _paper(l2c=False, c2l=False),
+    "localize_to_classify": _paper(l2c=True, c2l=False),
+    "classify_to_localize": _paper(l2c=False, c2l=True),
+    "mutual_guidance": _paper(l2c=True, c2l=True),
+    "atss": _atss,
+    "task_aligned": _task_aligned,
+}
+#: The code of every strategy on FCOS points.
+POINT_RULES: dict[str, Callable[[Query], Assignment]] = {
+    "iou": _fcos_paper(l2c=False, c2l=False),
+    "localize_to_classify": _fcos_paper(l2c=True, c2l=False),
+    "classify_to_localize": _fcos_paper(l2c=False, c2l=True),
+    "mutual_guidance": _fcos_paper(l2c=True, c2l=True),
+}
+
+
+def _rule(rules: dict[str, Callable[[Query], Assignment]], strategy: str, kind: str) -> Callable[[Query], Assignment]:
+    rule = rules.get(strategy)
+    if rule is None:
+        raise ValueError(f"assignment strategy {strategy!r} has no implementation for {kind}; "
+                         f"implemented: {', '.join(rules)}")  # fmt: skip
+    return rule
+
+
+@torch.no_grad()
+def assign(
+    strategy: str,
+    anchors: Tensor | Priors,
+    gt_boxes: Tensor,
+    gt_labels: Tensor,
+    pred_boxes: Tensor | None = None,
+    pred_scores: Tensor | None = None,
+    pos_iou: float = 0.5,
+    neg_iou: float = 0.4,
+    sigma: float = 2.0,
+) -> Assignment:
+    """Assign every anchor of every image to a GT (or background) for classification and regression.
+
+    Args:
+        strategy: a name of :data:`mgdet.strategies.STRATEGIES` (``"iou"``, ``"mutual_guidance"``, ``"atss"``, ...).
+        anchors: :class:`Priors` (what the detector passes: levels known), or a bare ``[A, 4]`` xyxy tensor,
+            read as one level with one anchor per location (``"atss"`` refuses it: it selects per level).
+        gt_boxes, gt_labels: ``[B, G, 4]`` xyxy and ``[B, G]`` class indices, ``-1`` marks padding.
+        pred_boxes: ``[B, A, 4]`` decoded regressed boxes (L2C, MG, task-aligned).
+        pred_scores: ``[B, A, C]`` sigmoid class scores (C2L, MG, task-aligned).
+        pos_iou, neg_iou: static thresholds (>= pos positive, >= neg ignored, else negative).
+        sigma: amplification of Eq. (1), must be > 1.
+
+    Returns:
+        :class:`Assignment` with ``cls_gt`` and ``reg_gt`` ``[B, A]`` long (and ``cls_target`` for soft rules).
+    """
+    if isinstance(anchors, Priors):
+        priors = anchors
+    else:
+        if anchors.ndim != 2 or anchors.shape[-1] != 4:
+            raise ValueError(f"anchors must be [A, 4] xyxy, got shape {tuple(anchors.shape)}")
+        priors = single_level_priors(anchors)
+    validate_inputs(strategy, priors.num, gt_boxes, gt_labels, pred_boxes, pred_scores)
+    rule = _rule(ANCHOR_RULES, strategy, "anchors")
+    if strategy == "atss" and not isinstance(anchors, Priors):
+        raise ValueError("atss selects candidates per pyramid level: pass mgdet.assign.Priors "
+                         "(mgdet.assign.anchor_priors(anchors, strides, feature_sizes, per_location))")  # fmt: skip
+    boxes, labels, valid = prepare_gt(gt_boxes, gt_labels)
+    q = Query(priors, boxes, labels, valid, pred_boxes, pred_scores, pos_iou, neg_iou, sigma)
+    return rule(q)
+
+
+@torch.no_grad()
+def assign_points(
+    strategy: str,
+    priors: Priors,
+    gt_boxes: Tensor,
+    gt_labels: Tensor,
+    pred_boxes: Tensor | None = None,
+    pred_scores: Tensor | None = None,
+    sigma: float = 2.0,
+    radius: float = 1.5,
+) -> Assignment:
+    """Assign FCOS points (``priors`` from :func:`mgdet.assign.priors.point_priors`, with ranges); see
+    :mod:`mgdet.assign.fcos`. Same arguments and result as :func:`assign`; FCOS has no IGNORED label."""
+    validate_inputs(strategy, priors.num, gt_boxes, gt_labels, pred_boxes, pred_scores)
+    rule = _rule(POINT_RULES, strategy, "FCOS points")
+    if gt_boxes.shape[1] == 0:  # no GT column: every point is background
+        return all_negative(gt_boxes.shape[0], priors.num, priors.centres.device)
+    boxes, labels, valid = prepare_gt(gt_boxes, gt_labels)
+    q = Query(priors, boxes, labels, valid, pred_boxes, pred_scores, sigma=sigma, radius=radius)
+    return rule(q)
+
+
+def assign_fcos(
+    strategy: str,
+    points: Tensor,
+    strides: Tensor,
+    ranges: Tensor,
+    gt_boxes: Tensor,
+    gt_labels: Tensor,
+    pred_boxes: Tensor | None = None,
+    pred_scores: Tensor | None = None,
+    sigma: float = 2.0,
+    radius: float = 1.5,
+) -> Assignment:
+    """:func:`assign_points` from bare tensors: points ``[A, 2]``, strides ``[A]`` (one value per level, points
+    level by level), ranges ``[A, 2]`` (lo, hi]."""
+    level_sizes = torch.unique_consecutive(strides, return_counts=True)[1].tolist()
+    priors = point_priors(points, strides, ranges, level_sizes)
+    return assign_points(strategy, priors, gt_boxes, gt_labels, pred_boxes, pred_scores, sigma, radius)

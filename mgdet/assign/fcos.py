@@ -1,0 +1,137 @@
+"""Label assignment over FCOS points: the original FCOS rule and its Mutual Guidance variants.
+
+Same index convention as :mod:`mgdet.assign` (``cls_gt`` / ``reg_gt`` ``[B, A]``: GT index, NEGATIVE, no
+IGNORED for FCOS). Everything is batched as ``[B, G, A]``; no Python loop over images, points or GT.
+
+* **static** (``"iou"``, the original FCOS rule): a point is a candidate of a GT when it lies inside the
+  box, inside the centre region (radius ``radius * stride`` around the box centre, clipped to the box)
+  and the largest of its (l, t, r, b) distances is in its level's range ``(lo, hi]``. A point claimed by
+  several GTs goes to the smallest-area one. ``Np`` of a GT = the points it wins.
+* **dynamic candidates** (L2C / C2L): points inside the GT box whose level range admits the GT (the
+  centre-sampling region is *not* required, so guidance can move positives off-centre but never to a
+  wrong level). Each point stays a candidate only of the GT with its highest criterion value (the
+  reservation of :mod:`mgdet.assign`, first GT on ties); each GT then takes its top-``Np`` candidates,
+  or fewer when it has fewer candidates.
+* **localize_to_classify**: classification positives = top-Np by IoU(regressed box, GT); regression
+  stays static.
+* **classify_to_localize**: regression samples = top-Np by centerness ** ((sigma - p) / sigma), with
+  centerness of the point w.r.t. the GT and p the predicted score of the GT's class; classification
+  stays static.
+* **mutual_guidance**: both.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mgdet.assign.core import NEGATIVE, Assignment
+from mgdet.assign.priors import Priors
+from mgdet.boxes import box_area, box_iou
+
+#: FCOS scale ranges per level (P3..P7); a 4-level model uses the first three and (256, inf).
+FCOS_RANGES = ((0.0, 64.0), (64.0, 128.0), (128.0, 256.0), (256.0, 512.0), (512.0, float("inf")))
+
+
+def level_ranges(num_levels: int) -> list[tuple[float, float]]:
+    """FCOS ranges for ``num_levels`` levels starting at stride 8; the last level is open-ended."""
+    ranges = list(FCOS_RANGES[:num_levels])
+    ranges[-1] = (ranges[-1][0], float("inf"))
+    return ranges
+
+
+def point_distances(points: Tensor, gt_boxes: Tensor) -> Tensor:
+    """(l, t, r, b) distances of points [A, 2] to boxes [B, G, 4] -> [B, G, A, 4]."""
+    p = points[None, None]  # [1, 1, A, 2]
+    g = gt_boxes[:, :, None]  # [B, G, 1, 4]
+    return torch.cat((p - g[..., :2], g[..., 2:] - p), dim=-1)
+
+
+def centerness(ltrb: Tensor) -> Tensor:
+    """[..., 4] (l, t, r, b) -> [...] sqrt(min(l,r)/max(l,r) * min(t,b)/max(t,b)); 0 outside the box."""
+    d = ltrb.clamp(min=0)
+    lr = d[..., 0::2]
+    tb = d[..., 1::2]
+    ratio = (lr.min(-1).values / lr.max(-1).values.clamp(min=1e-12)) * (
+        tb.min(-1).values / tb.max(-1).values.clamp(min=1e-12)
+    )
+    return ratio.sqrt()
+
+
+def _index_from_mask(chosen: Tensor) -> Tensor:
+    """[B, G, A] bool (at most one True per point) -> [B, A] GT index or NEGATIVE."""
+    idx = chosen.float().argmax(dim=1)
+    return torch.where(chosen.any(dim=1), idx, torch.full_like(idx, NEGATIVE))
+
+
+def _top_np(criterion: Tensor, candidates: Tensor, num_pos: Tensor) -> Tensor:
+    """Reserve, then take each GT's top-``num_pos`` candidates. criterion/candidates [B, G, A], num_pos
+    [B, G] -> [B, A] GT index or NEGATIVE."""
+    m = torch.where(candidates, criterion, -1.0)
+    owner = m.argmax(dim=1, keepdim=True)  # [B, 1, A]
+    own = torch.zeros_like(candidates).scatter_(1, owner, True) & candidates
+    m = torch.where(own, criterion, float("-inf"))
+    k = min(int(num_pos.max()) if num_pos.numel() else 0, m.shape[-1])
+    if k == 0:
+        return torch.full(m.shape[::2], NEGATIVE, dtype=torch.long, device=m.device)
+    top_v, top_i = m.topk(k, dim=-1)  # [B, G, k]
+    take = (torch.arange(k, device=m.device) < num_pos[..., None]) & torch.isfinite(top_v)
+    chosen = torch.zeros_like(candidates).scatter_(-1, top_i, take)
+    return _index_from_mask(chosen)
+
+
+def fcos_paper_assign(
+    priors: Priors,
+    gt_boxes: Tensor,
+    gt_labels: Tensor,
+    valid: Tensor,
+    pred_boxes: Tensor | None,
+    pred_scores: Tensor | None,
+    *,
+    l2c: bool,
+    c2l: bool,
+    sigma: float,
+    radius: float,
+) -> Assignment:
+    """The FCOS rule (``l2c = c2l = False``) and its L2C / C2L / Mutual Guidance variants over points.
+
+    priors: points (``priors.centres [A, 2]``), strides and FCOS ranges; gt_boxes ``[B, G, 4]`` with padded rows
+    zeroed and ``valid [B, G]`` (:func:`mgdet.assign.core.prepare_gt`); pred_boxes ``[B, A, 4]`` decoded (L2C),
+    pred_scores ``[B, A, C]`` sigmoid (C2L). Returns ``Assignment(cls_gt [B, A], reg_gt [B, A])``.
+    """
+    if c2l and not sigma > 1:
+        raise ValueError(f"sigma must be > 1, got {sigma}")
+    points, strides, ranges = priors.centres.float(), priors.strides, priors.ranges
+    if ranges is None:
+        raise ValueError("FCOS assignment needs the points' scale ranges (Priors.ranges)")
+    ltrb = point_distances(points, gt_boxes)  # [B, G, A, 4]
+    inside = ltrb.min(dim=-1).values > 0  # [B, G, A]
+    max_d = ltrb.max(dim=-1).values
+    in_range = (max_d > ranges[:, 0]) & (max_d <= ranges[:, 1])  # [B, G, A]
+    cxy = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2  # [B, G, 2]
+    r = (radius * strides.float())[:, None]  # [A, 1]
+    lo = torch.maximum(cxy[:, :, None] - r, gt_boxes[:, :, None, :2])  # [B, G, A, 2]
+    hi = torch.minimum(cxy[:, :, None] + r, gt_boxes[:, :, None, 2:])
+    in_centre = ((points > lo) & (points < hi)).all(dim=-1)  # [B, G, A]
+    dyn_cand = inside & in_range & valid[..., None]
+    static_cand = dyn_cand & in_centre
+
+    area = torch.where(static_cand, box_area(gt_boxes)[..., None], float("inf"))  # [B, G, A]
+    winner = area.argmin(dim=1)  # [B, A]
+    has = static_cand.any(dim=1)
+    static_gt = torch.where(has, winner, torch.full_like(winner, NEGATIVE))
+    won = torch.zeros_like(static_cand).scatter_(1, winner[:, None], has[:, None])  # [B, G, A]
+    num_pos = won.sum(dim=-1)  # [B, G]
+
+    cls_gt = reg_gt = static_gt
+    if l2c:
+        assert pred_boxes is not None
+        iou_reg = box_iou(gt_boxes, pred_boxes.detach().float())  # [B, G, A]
+        cls_gt = _top_np(iou_reg, dyn_cand, num_pos)
+    if c2l:
+        assert pred_scores is not None
+        labels = gt_labels.clamp(min=0)[..., None].expand(-1, -1, points.shape[0])  # [B, G, A]
+        p = pred_scores.detach().float().transpose(1, 2).gather(1, labels)  # [B, G, A]
+        amplified = centerness(ltrb) ** ((sigma - p) / sigma)
+        reg_gt = _top_np(amplified, dyn_cand, num_pos)
+    return Assignment(cls_gt=cls_gt, reg_gt=reg_gt)

@@ -1,0 +1,85 @@
+"""The paper's four rules on anchors: static IoU matching, Localize to Classify, Classify to Localize, Mutual
+Guidance.
+
+Every rule is the same three steps on a per-image ``[G, A]`` criterion matrix, batched as ``[B, G, A]``:
+
+1. **Reservation** (:func:`mgdet.assign.core.reserve`): each GT's highest-valued anchor is forced to 1.0 for
+   that GT; then each anchor stays a candidate only of the GT on which its value is highest (other entries
+   become 0). Ties go to the lower GT index. After this, two GTs never compete for an anchor.
+2. **Reference counts** on the reserved IoU_anchor matrix: ``Np`` = candidates >= ``pos_iou`` (the forced
+   best anchor included), ``Ni`` = candidates in ``[neg_iou, pos_iou)``.
+3. **Labelling**: static thresholds on IoU_anchor, or top-``Np`` (and the next ``Ni``) of a dynamic
+   criterion - IoU_regressed for classification (L2C), IoU_amplified = IoU_anchor ** ((sigma - p) / sigma)
+   for regression (C2L). A top-k never selects a zero entry: a GT with fewer candidates than k takes only
+   its candidates.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mgdet.assign.core import IGNORED, NEGATIVE, Assignment, reserve, topk_labels
+from mgdet.boxes import box_iou
+
+
+def amplified_iou(iou_anchor: Tensor, score: Tensor, sigma: float = 2.0) -> Tensor:
+    """Eq. (1) of the paper: IoU_anchor ** ((sigma - p) / sigma); equals IoU_anchor when p = 0."""
+    return iou_anchor.clamp(0.0, 1.0) ** ((sigma - score.clamp(0.0, 1.0)) / sigma)
+
+
+def _amplified_matrix(iou_anchor: Tensor, pred_scores: Tensor, gt_labels: Tensor, sigma: float) -> Tensor:
+    """IoU_amplified ``[B, G, A]`` with p = score of each GT's class; computed on non-zero IoUs only."""
+    b, g, a = iou_anchor.nonzero(as_tuple=True)  # pairs that overlap: a small fraction of B x G x A
+    p = pred_scores[b, a, gt_labels[b, g].clamp(min=0)]
+    out = torch.zeros_like(iou_anchor)
+    out[b, g, a] = amplified_iou(iou_anchor[b, g, a], p, sigma)
+    return out
+
+
+def paper_assign(
+    anchors: Tensor,
+    gt_boxes: Tensor,
+    gt_labels: Tensor,
+    valid: Tensor,
+    pred_boxes: Tensor | None,
+    pred_scores: Tensor | None,
+    *,
+    l2c: bool,
+    c2l: bool,
+    pos_iou: float,
+    neg_iou: float,
+    sigma: float,
+) -> Assignment:
+    """Static matching (``l2c = c2l = False``), L2C, C2L or both (Mutual Guidance); see the module docstring.
+
+    anchors ``[A, 4]``; gt_boxes ``[B, G, 4]`` with padded rows zeroed and ``valid [B, G]``
+    (:func:`mgdet.assign.core.prepare_gt`); pred_boxes ``[B, A, 4]`` (L2C), pred_scores ``[B, A, C]`` (C2L).
+    """
+    if not 0.0 <= neg_iou <= pos_iou <= 1.0:
+        raise ValueError(f"need 0 <= neg_iou <= pos_iou <= 1, got neg_iou={neg_iou}, pos_iou={pos_iou}")
+    if c2l and not sigma > 1.0:
+        raise ValueError(f"sigma must be > 1 for a positive amplification exponent, got {sigma}")
+    iou_anchor = box_iou(gt_boxes, anchors.detach().float()[None])  # [B, G, A]
+    value, owner = reserve(iou_anchor, valid)  # [B, A] reserved IoU_anchor and its GT
+    cls_static = torch.where(value >= pos_iou, owner, torch.where(value >= neg_iou, IGNORED, NEGATIVE))
+    reg_static = torch.where(cls_static >= 0, cls_static, NEGATIVE)
+    if not (l2c or c2l):
+        return Assignment(cls_static, reg_static)
+
+    num_pos = torch.zeros_like(gt_labels).scatter_add_(1, owner, (value >= pos_iou).long())  # [B, G] Np
+    in_band = (value >= neg_iou) & (value < pos_iou)
+    num_ign = torch.zeros_like(gt_labels).scatter_add_(1, owner, in_band.long())  # [B, G] Ni
+
+    cls_gt, reg_gt = cls_static, reg_static
+    if l2c:
+        assert pred_boxes is not None
+        iou_reg = box_iou(gt_boxes, pred_boxes.detach().float())  # [B, G, A]
+        val, own = reserve(iou_reg, valid)
+        cls_gt = topk_labels(val, own, val > 0, num_pos, num_ign)
+    if c2l:
+        assert pred_scores is not None
+        amplified = _amplified_matrix(iou_anchor, pred_scores.detach().float(), gt_labels, sigma)  # [B, G, A]
+        val, own = reserve(amplified, valid)
+        reg_gt = topk_labels(val, own, val > 0, num_pos, None)
+    return Assignment(cls_gt, reg_gt)

@@ -1,0 +1,65 @@
+"""The table of label-assignment strategies: the one place that lists them (torch-free, imports nothing).
+
+Everything that names a strategy reads :data:`STRATEGY_TABLE`: :mod:`mgdet.assign` (validation and dispatch),
+the recipe and report (:mod:`mgdet.demo`), the config generator, the CLI help and the benchmarks. The code of
+each rule lives in :mod:`mgdet.assign`; a name in this table without code there fails loudly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """One assignment strategy, as plain data."""
+
+    name: str  # full name: train.strategy, mgdet.assign.assign(strategy, ...)
+    short: str  # file and run names: configs/benchmark/<detector>_<short>.yaml
+    title: str  # row label of tables (the paper's Table 1 for its four strategies)
+    label: str  # short label of difference rows and legends ("MG - IoU")
+    needs_boxes: bool  # needs the decoded regressed boxes pred_boxes [B, A, 4]
+    needs_scores: bool  # needs the sigmoid class scores pred_scores [B, A, C]
+    in_paper: bool  # one of the four strategies of the paper's Table 1 grid
+    soft_target: bool  # gives Assignment.cls_target (a soft classification target), trained with quality focal loss
+    reference: str  # where the rule is published
+
+
+#: Every strategy, in table order (the paper's Table 1 first).
+STRATEGY_TABLE: tuple[StrategySpec, ...] = (
+    StrategySpec("iou", "iou", "IoU_anchor-based", "IoU", False, False, True, False,
+                 "static IoU matching (SSD / RetinaNet), the paper's baseline"),
+    StrategySpec("localize_to_classify", "l2c", "Localize to Classify", "L2C", True, False, True, False,
+                 "Zhang et al., ACCV 2020, Sec. 3.2"),
+    StrategySpec("classify_to_localize", "c2l", "Classify to Localize", "C2L", False, True, True, False,
+                 "Zhang et al., ACCV 2020, Sec. 3.3"),
+    StrategySpec("mutual_guidance", "mg", "Mutual Guidance", "MG", True, True, True, False,
+                 "Zhang et al., ACCV 2020, Sec. 3"),
+    StrategySpec("atss", "atss", "ATSS", "ATSS", False, False, False, False,
+                 "Zhang et al., CVPR 2020 (Adaptive Training Sample Selection)"),
+    StrategySpec("task_aligned", "tal", "Task-aligned (TOOD)", "TAL", True, True, False, True,
+                 "Feng et al., ICCV 2021 (TOOD), Sec. 3.2"),
+)  # fmt: skip
+
+#: Full names of every strategy, in table order.
+STRATEGIES: tuple[str, ...] = tuple(s.name for s in STRATEGY_TABLE)
+#: The four strategies of the paper's Table 1 (the default grid of ``mgdet reproduce`` and configs/voc, coco).
+PAPER_STRATEGIES: tuple[str, ...] = tuple(s.name for s in STRATEGY_TABLE if s.in_paper)
+#: Short names, in table order.
+SHORT_NAMES: tuple[str, ...] = tuple(s.short for s in STRATEGY_TABLE)
+
+
+def find_strategy(name: str) -> StrategySpec | None:
+    """The spec whose full or short name is ``name``, or None."""
+    for spec in STRATEGY_TABLE:
+        if name in (spec.name, spec.short):
+            return spec
+    return None
+
+
+def strategy_spec(name: str) -> StrategySpec:
+    """The spec of the strategy with full name ``name``; ValueError for any other name."""
+    for spec in STRATEGY_TABLE:
+        if spec.name == name:
+            return spec
+    raise ValueError(f"unknown assignment strategy {name!r}; expected one of {', '.join(STRATEGIES)}")

@@ -1,0 +1,74 @@
+"""The strategy table is the one list of strategies, and dispatch fails loudly on a name without code."""
+
+import pytest
+import torch
+
+from mgdet import strategies
+from mgdet.assign import ANCHOR_RULES, POINT_RULES, STRATEGIES, assign, assign_fcos, dispatch
+from mgdet.assign.fcos import level_ranges
+from mgdet.models.fcos import generate_points
+from mgdet.strategies import PAPER_STRATEGIES, STRATEGY_TABLE, StrategySpec, find_strategy, strategy_spec
+
+GT = torch.tensor([[[0.0, 0.0, 40.0, 40.0]]])
+LABELS = torch.tensor([[0]])
+ANCHORS = torch.tensor([[0.0, 0.0, 40.0, 40.0], [20.0, 20.0, 60.0, 60.0]])
+
+
+def test_table_lists_the_paper_four_then_atss_and_task_aligned():
+    assert STRATEGIES == ("iou", "localize_to_classify", "classify_to_localize", "mutual_guidance", "atss",
+                          "task_aligned")  # fmt: skip
+    assert STRATEGIES[:4] == PAPER_STRATEGIES
+    assert [s.short for s in STRATEGY_TABLE] == ["iou", "l2c", "c2l", "mg", "atss", "tal"]
+    for field in ("name", "short", "title", "label"):
+        values = [getattr(s, field) for s in STRATEGY_TABLE]
+        assert len(set(values)) == len(values), field
+    assert [s.name for s in STRATEGY_TABLE if s.soft_target] == ["task_aligned"]
+    assert find_strategy("tal") is find_strategy("task_aligned") is strategy_spec("task_aligned")
+    assert find_strategy("nope") is None
+    with pytest.raises(ValueError, match="unknown assignment strategy"):
+        strategy_spec("tal")  # full names only
+
+
+def test_every_strategy_has_code_for_anchors():
+    assert set(ANCHOR_RULES) == set(STRATEGIES)
+    assert set(POINT_RULES) <= set(STRATEGIES)
+
+
+def test_views_of_the_table_cover_every_strategy():
+    from mgdet.demo.recipe import STRATEGY_ABBR, STRATEGY_TITLES
+    from mgdet.demo.report import SHORT, STRATEGY_COLOURS
+
+    for view in (STRATEGY_ABBR, STRATEGY_TITLES, SHORT, STRATEGY_COLOURS):
+        assert list(view) == list(STRATEGIES)
+
+
+def test_unknown_name_raises_for_anchors_and_points():
+    with pytest.raises(ValueError, match="unknown assignment strategy"):
+        assign("nope", ANCHORS, GT, LABELS)
+    points, strides, ranges = generate_points((8, 16), [(4, 4), (2, 2)], level_ranges(2))
+    with pytest.raises(ValueError, match="unknown assignment strategy"):
+        assign_fcos("nope", points, strides, ranges, GT, LABELS)
+
+
+def test_a_name_in_the_table_without_code_raises(monkeypatch: pytest.MonkeyPatch):
+    """A strategy added to the table but not to the dispatch never falls through to static matching."""
+    extra = StrategySpec("new_rule", "new", "New rule", "NEW", False, False, False, False, "nowhere")
+    monkeypatch.setattr(strategies, "STRATEGY_TABLE", (*STRATEGY_TABLE, extra))
+    assert strategy_spec("new_rule") is extra
+    with pytest.raises(ValueError, match="'new_rule' has no implementation for anchors"):
+        assign("new_rule", ANCHORS, GT, LABELS)
+    points, strides, ranges = generate_points((8, 16), [(4, 4), (2, 2)], level_ranges(2))
+    with pytest.raises(ValueError, match="'new_rule' has no implementation for FCOS points"):
+        assign_fcos("new_rule", points, strides, ranges, GT, LABELS)
+    # and a known strategy whose code is removed from the dispatch
+    monkeypatch.delitem(dispatch.ANCHOR_RULES, "iou")
+    with pytest.raises(ValueError, match="'iou' has no implementation for anchors"):
+        assign("iou", ANCHORS, GT, LABELS)
+
+
+def test_configs_and_cli_read_the_table():
+    from mgdet.cli.reproduce import PAPER_SHORT
+    from mgdet.engine.config import _CHOICES
+
+    assert _CHOICES["train.strategy"] == STRATEGIES
+    assert PAPER_SHORT == "iou,l2c,c2l,mg"
