@@ -60,7 +60,6 @@ def atss_candidates(priors: Priors, gt_centres: Tensor, topk: int = ATSS_TOPK) -
 def atss_assign(
     priors: Priors,
     gt_boxes: Tensor,
-    gt_labels: Tensor,
     valid: Tensor,
     boxes: Tensor | None = None,
     topk: int = ATSS_TOPK,

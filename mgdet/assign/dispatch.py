@@ -54,11 +54,11 @@ def _fcos_paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
 
 
 def _atss(q: Query) -> Assignment:
-    return atss_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid)
+    return atss_assign(q.priors, q.gt_boxes, q.valid)
 
 
 def _atss_points(q: Query) -> Assignment:
-    return atss_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, boxes=virtual_anchors(q.priors))
+    return atss_assign(q.priors, q.gt_boxes, q.valid, boxes=virtual_anchors(q.priors))
 
 
 def _task_aligned(q: Query) -> Assignment:
