@@ -24,12 +24,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mgdet.assign.core import INSIDE_MARGIN, NEGATIVE, Assignment, ranking_key
+from mgdet.assign.core import INSIDE_MARGIN, NEGATIVE, Assignment, ranking_key, resolve_pairs
 from mgdet.assign.priors import Priors
 from mgdet.boxes import elementwise_iou
 
 #: Candidate locations per level and GT (the paper's k).
 ATSS_TOPK = 9
+#: Side of the virtual anchor of a point, in strides (the ATSS paper's anchor-free setting: 8S).
+VIRTUAL_ANCHOR_SCALE = 8.0
+
+
+def virtual_anchors(priors: Priors, scale: float = VIRTUAL_ANCHOR_SCALE) -> Tensor:
+    """``[A, 4]`` square boxes of side ``scale * stride`` centred on every prior (FCOS points)."""
+    half = priors.strides.float()[:, None] * (scale / 2)  # [A, 1]
+    c = priors.centres.float()
+    return torch.cat((c - half, c + half), dim=-1)
 
 
 def atss_candidates(priors: Priors, gt_centres: Tensor, topk: int = ATSS_TOPK) -> Tensor:
@@ -51,7 +60,6 @@ def atss_candidates(priors: Priors, gt_centres: Tensor, topk: int = ATSS_TOPK) -
 def atss_assign(
     priors: Priors,
     gt_boxes: Tensor,
-    gt_labels: Tensor,
     valid: Tensor,
     boxes: Tensor | None = None,
     topk: int = ATSS_TOPK,
@@ -78,12 +86,8 @@ def atss_assign(
     is_pos = (iou64 >= mean + std) & (ltrb.amin(-1) > INSIDE_MARGIN) & valid[..., None]  # [B, G, M]
 
     # an anchor positive for several GTs: the highest IoU wins, then the lowest GT index
-    flat = cand.reshape(b, -1)  # [B, G*M]
-    score = torch.where(is_pos, iou, -1.0).reshape(b, -1)
-    best = torch.full((b, num_a), -1.0, device=iou.device).scatter_reduce(1, flat, score, "amax")  # [B, A]
-    gt_index = torch.arange(g, device=iou.device).repeat_interleave(m).expand(b, -1)  # [B, G*M]
-    wins = is_pos.reshape(b, -1) & (score == best.gather(1, flat))
-    owner = torch.full((b, num_a), g, dtype=torch.long, device=iou.device)
-    owner.scatter_reduce_(1, flat, torch.where(wins, gt_index, g), "amin")
-    gt = torch.where(owner < g, owner, NEGATIVE)  # [B, A]
+    bi, gi, mi = is_pos.nonzero(as_tuple=True)  # [N] positive (image, GT, candidate) triples
+    slot = bi * num_a + cand[bi, gi, mi]  # [N]
+    owner = resolve_pairs(slot, gi, iou[bi, gi, mi], b * num_a, g)  # [B * A]; g = no GT
+    gt = torch.where(owner < g, owner, NEGATIVE).view(b, num_a)  # [B, A]
     return Assignment(gt, gt.clone())

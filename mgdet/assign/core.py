@@ -128,11 +128,12 @@ def ranking_key(values: Tensor, descending: bool) -> Tensor:
     return v * (1 - step) if descending else v * (1 + step)
 
 
-def reserve(criterion: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+def reserve(criterion: Tensor, valid: Tensor, force_best: bool = True) -> tuple[Tensor, Tensor]:
     """Apply the reservation rule to ``criterion [B, G, A]`` (values in [0, 1]) for GTs with ``valid [B, G]``.
 
-    Each valid GT's best anchor is forced to 1.0 for that GT, then every anchor is kept only for the GT
-    where its value is highest (lowest GT index on ties). Rows of padded GTs must be all 0.
+    Each valid GT's best anchor is forced to 1.0 for that GT (``force_best``; FCOS points skip this step,
+    see :mod:`mgdet.assign.fcos`), then every anchor is kept only for the GT where its value is highest
+    (lowest GT index on ties). Rows of padded GTs must be all 0.
     The reserved matrix has at most one non-zero entry per anchor, so it is returned compactly:
 
     Returns:
@@ -140,8 +141,10 @@ def reserve(criterion: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         owner ``[B, A]`` long: the GT index owning the anchor (meaningless where value is 0).
     """
     b, g, a = criterion.shape
-    best = criterion.argmax(dim=-1)  # [B, G] best anchor of each GT
     value, owner = criterion.max(dim=1)  # [B, A]; padded GT rows are all 0 (see assign), never above a real one
+    if not force_best:
+        return value, owner
+    best = criterion.argmax(dim=-1)  # [B, G] best anchor of each GT
     # forced entries: anchor best[b, g] -> GT g with value 1.0 (lowest GT index if several force it)
     gt_index = torch.arange(g, device=criterion.device).expand(b, g)
     forced = torch.full((b, a + 1), g, dtype=torch.long, device=criterion.device)
@@ -191,15 +194,33 @@ def topk_labels(value: Tensor, owner: Tensor, live: Tensor, k_pos: Tensor, k_ign
     return out
 
 
-def resolve_by_max(chosen: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-    """Give every anchor chosen by several GTs to the GT with the highest ``value`` (lowest GT index on ties).
+def resolve_pairs(slot: Tensor, gt: Tensor, value: Tensor, num_slots: int, num_gt: int) -> Tensor:
+    """Give every prior chosen by several GTs to the GT with the highest ``value`` (lowest GT index on ties).
 
-    chosen ``[B, G, A]`` bool, value ``[B, G, A]``. Returns ``(gt [B, A] long`` GT index or NEGATIVE,
-    ``won [B, G, A]`` bool: the chosen entries that survived, at most one per anchor).
+    The chosen (prior, GT) pairs come as flat lists: ``slot [N]`` = ``b * A + a`` (image and prior),
+    ``gt [N]`` GT index, ``value [N]`` (e.g. IoU). Returns ``owner [num_slots]`` long: the winning GT
+    index per slot, ``num_gt`` where no pair chose the slot.
     """
-    masked = torch.where(chosen, value.float(), -1.0)
-    winner = masked.argmax(dim=1)  # [B, A]; argmax returns the first maximal index
-    has = chosen.any(dim=1)
-    gt = torch.where(has, winner, NEGATIVE)
-    won = torch.zeros_like(chosen).scatter_(1, winner[:, None], has[:, None])
-    return gt, won
+    best = torch.full((num_slots,), -torch.inf, device=value.device).scatter_reduce(0, slot, value.float(), "amax")
+    wins = value.float() == best[slot]  # [N]
+    owner = torch.full((num_slots,), num_gt, dtype=torch.long, device=value.device)
+    return owner.scatter_reduce_(0, slot, torch.where(wins, gt, num_gt), "amin")
+
+
+def segment_rank(segment: Tensor, value: Tensor) -> Tensor:
+    """Rank of every entry among the entries of its segment, by decreasing ``value`` (ties: lower position).
+
+    ``segment [N]`` long >= 0 (< 2**31), ``value [N]`` float32 >= 0. One stable sort on an int64 key: the
+    segment in the high 32 bits, the reversed IEEE bits of the value (monotone for non-negative floats) in
+    the low 32 - exact for every float32 value, however small. Returns ``[N]`` long.
+    """
+    bits = value.float().contiguous().view(torch.int32).long()  # [N] order-preserving for value >= 0
+    key = segment * 2**32 + (2**31 - 1 - bits)
+    order = key.argsort(stable=True)  # [N] grouped by segment, best first
+    sorted_seg = segment[order]
+    n = segment.shape[0]
+    first = torch.ones(n, dtype=torch.bool, device=segment.device)
+    first[1:] = sorted_seg[1:] != sorted_seg[:-1]  # first entry of each segment in sorted order
+    pos = torch.arange(n, device=segment.device)
+    start = torch.cummax(torch.where(first, pos, 0), dim=0).values  # [N] start position of the entry's segment
+    return torch.empty_like(pos).scatter_(0, order, pos - start)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mgdet.assign.atss import atss_assign
+from mgdet.assign.atss import atss_assign, virtual_anchors
 from mgdet.assign.core import INSIDE_MARGIN, Assignment, all_negative, centres_inside, prepare_gt, validate_inputs
 from mgdet.assign.fcos import fcos_paper_assign
 from mgdet.assign.paper import paper_assign
@@ -54,7 +54,11 @@ def _fcos_paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
 
 
 def _atss(q: Query) -> Assignment:
-    return atss_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid)
+    return atss_assign(q.priors, q.gt_boxes, q.valid)
+
+
+def _atss_points(q: Query) -> Assignment:
+    return atss_assign(q.priors, q.gt_boxes, q.valid, boxes=virtual_anchors(q.priors))
 
 
 def _task_aligned(q: Query) -> Assignment:
@@ -78,6 +82,8 @@ POINT_RULES: dict[str, Callable[[Query], Assignment]] = {
     "localize_to_classify": _fcos_paper(l2c=True, c2l=False),
     "classify_to_localize": _fcos_paper(l2c=False, c2l=True),
     "mutual_guidance": _fcos_paper(l2c=True, c2l=True),
+    "atss": _atss_points,
+    "task_aligned": _task_aligned,  # the same rule: candidates are the points inside the GT
 }
 
 

@@ -10,14 +10,26 @@ IGNORED for FCOS). Everything is batched as ``[B, G, A]``; no Python loop over i
 * **dynamic candidates** (L2C / C2L): points inside the GT box whose level range admits the GT (the
   centre-sampling region is *not* required, so guidance can move positives off-centre but never to a
   wrong level). Each point stays a candidate only of the GT with its highest criterion value (the
-  reservation of :mod:`mgdet.assign`, first GT on ties); each GT then takes its top-``Np`` candidates,
-  or fewer when it has fewer candidates.
+  reservation of :func:`mgdet.assign.core.reserve`, first GT on ties); each GT then takes its top-``Np``
+  candidates (the exact segmented top-k of :func:`mgdet.assign.core.topk_labels`, ties by lower point
+  index), or fewer when it has fewer candidates with a non-zero criterion.
 * **localize_to_classify**: classification positives = top-Np by IoU(regressed box, GT); regression
   stays static.
 * **classify_to_localize**: regression samples = top-Np by centerness ** ((sigma - p) / sigma), with
   centerness of the point w.r.t. the GT and p the predicted score of the GT's class; classification
   stays static.
 * **mutual_guidance**: both.
+
+Where points differ from anchors (:mod:`mgdet.assign.paper`): the candidates are restricted to ``dyn_cand``
+(inside the box, right level) before the reservation, and no GT's best point is forced: FCOS's own rule has
+no forced match either (a GT without a point in its centre region has ``Np = 0``), and a forced point outside
+the box or on a wrong level would break the FCOS regression target. Zero entries are never taken on either.
+
+* **atss** on points: the ATSS paper's anchor-free setting - one virtual square anchor of side ``8 * stride``
+  centred on each point (:func:`mgdet.assign.atss.virtual_anchors`), then ATSS exactly as on anchors; the
+  FCOS scale ranges are not used.
+* **task_aligned** on points: candidates = points inside the GT (any level, no ranges), then the rule of
+  :mod:`mgdet.assign.task_aligned`.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mgdet.assign.core import NEGATIVE, Assignment
+from mgdet.assign.core import NEGATIVE, Assignment, reserve, topk_labels
 from mgdet.assign.priors import Priors
 from mgdet.boxes import box_area, box_iou
 
@@ -58,26 +70,15 @@ def centerness(ltrb: Tensor) -> Tensor:
     return ratio.sqrt()
 
 
-def _index_from_mask(chosen: Tensor) -> Tensor:
-    """[B, G, A] bool (at most one True per point) -> [B, A] GT index or NEGATIVE."""
-    idx = chosen.float().argmax(dim=1)
-    return torch.where(chosen.any(dim=1), idx, torch.full_like(idx, NEGATIVE))
+def _top_np(criterion: Tensor, candidates: Tensor, valid: Tensor, num_pos: Tensor) -> Tensor:
+    """Reserve among the candidates (no forced best point), then each GT's top-``num_pos`` live candidates.
 
-
-def _top_np(criterion: Tensor, candidates: Tensor, num_pos: Tensor) -> Tensor:
-    """Reserve, then take each GT's top-``num_pos`` candidates. criterion/candidates [B, G, A], num_pos
-    [B, G] -> [B, A] GT index or NEGATIVE."""
-    m = torch.where(candidates, criterion, -1.0)
-    owner = m.argmax(dim=1, keepdim=True)  # [B, 1, A]
-    own = torch.zeros_like(candidates).scatter_(1, owner, True) & candidates
-    m = torch.where(own, criterion, float("-inf"))
-    k = min(int(num_pos.max()) if num_pos.numel() else 0, m.shape[-1])
-    if k == 0:
-        return torch.full(m.shape[::2], NEGATIVE, dtype=torch.long, device=m.device)
-    top_v, top_i = m.topk(k, dim=-1)  # [B, G, k]
-    take = (torch.arange(k, device=m.device) < num_pos[..., None]) & torch.isfinite(top_v)
-    chosen = torch.zeros_like(candidates).scatter_(-1, top_i, take)
-    return _index_from_mask(chosen)
+    criterion / candidates ``[B, G, A]``, valid / num_pos ``[B, G]`` -> ``[B, A]`` GT index or NEGATIVE.
+    The exact segmented top-k of :func:`mgdet.assign.core.topk_labels` (ties: lower point index); an entry
+    with criterion 0 is never taken.
+    """
+    value, owner = reserve(torch.where(candidates, criterion, 0.0), valid, force_best=False)  # [B, A]
+    return topk_labels(value, owner, value > 0, num_pos, None)
 
 
 def fcos_paper_assign(
@@ -127,11 +128,11 @@ def fcos_paper_assign(
     if l2c:
         assert pred_boxes is not None
         iou_reg = box_iou(gt_boxes, pred_boxes.detach().float())  # [B, G, A]
-        cls_gt = _top_np(iou_reg, dyn_cand, num_pos)
+        cls_gt = _top_np(iou_reg, dyn_cand, valid, num_pos)
     if c2l:
         assert pred_scores is not None
         labels = gt_labels.clamp(min=0)[..., None].expand(-1, -1, points.shape[0])  # [B, G, A]
         p = pred_scores.detach().float().transpose(1, 2).gather(1, labels)  # [B, G, A]
         amplified = centerness(ltrb) ** ((sigma - p) / sigma)
-        reg_gt = _top_np(amplified, dyn_cand, num_pos)
+        reg_gt = _top_np(amplified, dyn_cand, valid, num_pos)
     return Assignment(cls_gt=cls_gt, reg_gt=reg_gt)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import accumulate
 
 import torch
 from torch import Tensor
@@ -41,7 +42,7 @@ class Priors:
 
     def level_slices(self) -> list[slice]:
         """The ``[start, stop)`` range of every level in the prior order."""
-        stops = torch.tensor(self.level_sizes).cumsum(0).tolist()
+        stops = list(accumulate(self.level_sizes))
         return [slice(stop - n, stop) for stop, n in zip(stops, self.level_sizes)]
 
 

@@ -93,10 +93,14 @@ def reference_paper(
     return Assignment(cls_out, reg_out)
 
 
-def reference_atss(priors: Priors, gt_boxes: Tensor, gt_labels: Tensor, topk: int = 9) -> Assignment:
-    """ATSS (:mod:`mgdet.assign.atss`) one image and one GT at a time."""
+def reference_atss(
+    priors: Priors, gt_boxes: Tensor, gt_labels: Tensor, topk: int = 9, boxes: Tensor | None = None
+) -> Assignment:
+    """ATSS (:mod:`mgdet.assign.atss`) one image and one GT at a time; ``boxes [A, 4]`` replaces
+    ``priors.boxes`` for the IoU (FCOS points: their virtual anchors)."""
     num_b, num_a = gt_boxes.shape[0], priors.num
-    boxes, centres = priors.boxes.float().cpu(), priors.centres.float().cpu()
+    boxes = (priors.boxes if boxes is None else boxes).float().cpu()
+    centres = priors.centres.float().cpu()
     k_loc = priors.per_location
     out = torch.full((num_b, num_a), NEGATIVE, dtype=torch.long)
     for b in range(num_b):

@@ -5,7 +5,8 @@ For every GT, batched over images and GTs:
 
 1. **Alignment metric** ``t = s ** alpha * u ** beta`` (TOOD: alpha = 1, beta = 6) with ``s`` the predicted
    sigmoid score of the GT's class and ``u`` = IoU(regressed box, GT) (plain IoU, as TOOD).
-2. **Candidates**: priors whose centre lies inside the GT by more than :data:`INSIDE_MARGIN` px (as YOLOv8
+2. **Candidates**: priors whose centre lies inside the GT by more than
+   :data:`mgdet.assign.core.INSIDE_MARGIN` px (as YOLOv8
    restricts the metric to anchors inside the GT; TOOD takes its top-k first and filters after).
 3. Each GT takes its ``topk`` (13) candidates of largest ``t``; an entry with ``t = 0`` is never taken, so a
    GT with fewer candidates takes fewer. Exact ties go to the lower prior index.
@@ -24,8 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mgdet.assign.core import Assignment, ranking_key, resolve_by_max
-from mgdet.boxes import box_iou
+from mgdet.assign.core import NEGATIVE, Assignment, resolve_pairs, segment_rank
+from mgdet.boxes import elementwise_iou
 
 #: Positives per GT before the conflicts are resolved (TOOD's k).
 TAL_TOPK = 13
@@ -54,17 +55,25 @@ def task_aligned_assign(
     inside ``[B, G, A]`` bool: the candidates (prior centre inside a valid GT); gt_boxes ``[B, G, 4]``,
     gt_labels ``[B, G]``; pred_boxes ``[B, A, 4]`` decoded, pred_scores ``[B, A, C]`` sigmoid.
     Returns ``Assignment(cls_gt, reg_gt, cls_target)``, all ``[B, A]``.
+
+    Computed on the candidate pairs only (a few % of ``B x G x A``): per pair the metric, then a segmented
+    rank per GT (:func:`mgdet.assign.core.segment_rank`) and the conflicts (:func:`~mgdet.assign.core.resolve_pairs`).
     """
-    num_a = inside.shape[-1]
-    u = box_iou(gt_boxes, pred_boxes.detach().float())  # [B, G, A] IoU(regressed box, GT)
-    labels = gt_labels.clamp(min=0)[..., None].expand(-1, -1, num_a)  # [B, G, A]
-    s = pred_scores.detach().float().transpose(1, 2).gather(1, labels)  # [B, G, A] score of the GT's class
-    t = torch.where(inside, alignment_metric(s, u, alpha, beta), 0.0)  # [B, G, A]
-    top = ranking_key(t, descending=True).topk(min(topk, num_a), dim=-1)  # [B, G, k]
-    chosen = torch.zeros_like(inside).scatter_(-1, top.indices, top.values > 0)  # [B, G, A]
-    gt, won = resolve_by_max(chosen, u)  # [B, A], [B, G, A]
-    t_won = torch.where(won, t, 0.0)
-    max_t = t_won.amax(-1, keepdim=True)  # [B, G, 1] (> 0 for a GT with positives)
-    max_u = torch.where(won, u, 0.0).amax(-1, keepdim=True)
-    target = (t_won / max_t.clamp(min=torch.finfo(t.dtype).tiny) * max_u).amax(dim=1)  # [B, A]
-    return Assignment(gt, gt.clone(), cls_target=target)
+    b, g, a = inside.shape
+    bi, gi, ai = inside.nonzero(as_tuple=True)  # [P] candidate pairs, ordered by (b, g, a)
+    u = elementwise_iou(gt_boxes[bi, gi], pred_boxes.detach().float()[bi, ai])  # [P] IoU(regressed box, GT)
+    s = pred_scores.detach().float()[bi, ai, gt_labels[bi, gi].clamp(min=0)]  # [P] score of the GT's class
+    t = alignment_metric(s, u, alpha, beta)  # [P]
+    seg = bi * g + gi  # [P] GT id in the batch
+    chosen = (segment_rank(seg, t) < topk) & (t > 0)  # each GT's top-k, never a zero entry; ties: lower prior
+    bi, gi, ai, u, t, seg = (x[chosen] for x in (bi, gi, ai, u, t, seg))  # [N]
+    slot = bi * a + ai  # [N] (image, prior)
+    owner = resolve_pairs(slot, gi, u, b * a, g)  # [B * A]; g = no GT
+    won = owner[slot] == gi  # [N]
+    bi, ai, u, t, seg, slot = (x[won] for x in (bi, ai, u, t, seg, slot))
+    max_t = torch.zeros(b * g, device=t.device).scatter_reduce(0, seg, t, "amax")  # [B * G] over final positives
+    max_u = torch.zeros(b * g, device=t.device).scatter_reduce(0, seg, u, "amax")
+    target = torch.zeros(b * a, device=t.device)
+    target[slot] = t / max_t[seg] * max_u[seg]  # t > 0 for every positive, so max_t > 0
+    gt = torch.where(owner < g, owner, NEGATIVE).view(b, a)
+    return Assignment(gt, gt.clone(), cls_target=target.view(b, a))

@@ -7,8 +7,9 @@ strides 8..128 with ranges up to (512, inf).
 
 Box coding: ``box_deltas`` are log distances in stride units, ``(l, t, r, b) = exp(delta) * stride``
 (clamped like :func:`mgdet.boxes.decode`), so an untrained head predicts a 2-stride box on each point.
-Loss: sigmoid focal loss (mgdet.losses settings) on ``cls_gt``, GIoU loss on ``reg_gt`` weighted by the
-centerness target, BCE centerness on ``reg_gt``; inference score = sqrt(sigmoid(cls) * sigmoid(ctr)).
+Loss: sigmoid focal loss (mgdet.losses settings) on ``cls_gt`` (the quality focal loss on a soft target:
+task-aligned assignment), GIoU loss on ``reg_gt`` weighted by the centerness target, BCE centerness on
+``reg_gt`` (for every strategy: the detector stays the same); inference score = sqrt(sigmoid(cls) * sigmoid(ctr)).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mgdet.assign import Assignment
-from mgdet.assign_fcos import centerness
+from mgdet.assign.fcos import centerness
 from mgdet.boxes import MAX_LOG_DELTA, box_area
-from mgdet.losses import LossConfig, sigmoid_focal_loss
+from mgdet.losses import LossConfig, quality_focal_loss, sigmoid_focal_loss
 
 
 def generate_points(
@@ -76,9 +77,15 @@ def fcos_loss(
     labels = gt_labels.gather(1, cls_gt.clamp(min=0))  # [B, A]
     targets = F.one_hot(labels.clamp(min=0), c).float() * cls_pos[..., None]
     keep = (cls_gt >= -1)[..., None]  # IGNORED (-2) never occurs for FCOS but is honoured
-    focal = sigmoid_focal_loss(cls_logits.float(), targets, cfg.focal_alpha, cfg.focal_gamma)
     num_cls_pos = cls_pos.sum()
-    loss_cls = (focal * keep).sum() / num_cls_pos.clamp(min=1)
+    if assignment.cls_target is None:
+        focal = sigmoid_focal_loss(cls_logits.float(), targets, cfg.focal_alpha, cfg.focal_gamma)
+        norm = num_cls_pos.clamp(min=1).float()
+    else:  # soft target (task-aligned): quality focal loss / sum of the targets, as detection_loss
+        soft = torch.where(cls_pos, assignment.cls_target.float(), 0.0)  # [B, A]
+        focal = quality_focal_loss(cls_logits.float(), targets * soft[..., None], cfg.focal_alpha, cfg.focal_gamma)
+        norm = soft.sum().clamp(min=1.0)
+    loss_cls = (focal * keep).sum() / norm
 
     reg_pos = reg_gt >= 0
     num_reg_pos = reg_pos.sum()

@@ -126,7 +126,7 @@ def detector_assignments(
     anchors = detector.anchors.cpu()
     gt_boxes, gt_labels = gt_boxes.float().cpu(), gt_labels.long().cpu()
     if getattr(detector, "is_fcos", False):
-        from mgdet.assign_fcos import assign_fcos
+        from mgdet.assign import assign_fcos
 
         args = (anchors, detector.strides.cpu(), detector.ranges.cpu(), gt_boxes[None], gt_labels[None])
         preds = (pred_boxes[None], pred_scores[None])

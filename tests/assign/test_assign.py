@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mgdet.assign import IGNORED, NEGATIVE, PAPER_STRATEGIES, amplified_iou, assign, reserve, reserved_matrix
+from mgdet.assign.reference import reference_paper
 from mgdet.boxes import box_iou
 
 GT = torch.tensor([[[0.0, 0.0, 100.0, 100.0]]])  # [1, 1, 4]
@@ -243,9 +244,7 @@ def _reference(strategy, anchors, gt_boxes, gt_labels, pred_boxes, pred_scores, 
     return torch.tensor(out_cls), torch.tensor(out_reg)
 
 
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("strategy", PAPER_STRATEGIES)
-def test_batched_equals_per_image_reference(strategy, seed):
+def _random_batch(seed):
     g = torch.Generator().manual_seed(seed)
     num_b, num_g, num_a, num_c = 3, 4, 60, 3
     # float64 and continuous random values: no exact ties, so ordering is unambiguous
@@ -259,11 +258,27 @@ def test_batched_equals_per_image_reference(strategy, seed):
     jitter = (torch.rand(num_b, num_a, 4, generator=g, dtype=torch.float64) - 0.5) * 12
     pred_boxes = anchors[None] + jitter
     pred_scores = torch.rand(num_b, num_a, num_c, generator=g, dtype=torch.float64)
+    return anchors, gt_boxes, gt_labels, pred_boxes, pred_scores
 
-    got = assign(strategy, anchors, gt_boxes, gt_labels, pred_boxes, pred_scores)
-    exp_cls, exp_reg = _reference(strategy, anchors, gt_boxes, gt_labels, pred_boxes, pred_scores)
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("strategy", PAPER_STRATEGIES)
+def test_batched_equals_per_image_reference(strategy, seed):
+    batch = _random_batch(seed)
+    got = assign(strategy, *batch)
+    exp_cls, exp_reg = _reference(strategy, *batch)
     assert torch.equal(got.cls_gt, exp_cls)
     assert torch.equal(got.reg_gt, exp_reg)
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("strategy", PAPER_STRATEGIES)
+def test_shared_reference_module_agrees(strategy, seed):
+    """mgdet.assign.reference (the loop the benchmark times and checks against) gives the same labels."""
+    batch = _random_batch(seed)
+    got = reference_paper(strategy, *batch)
+    exp_cls, exp_reg = _reference(strategy, *batch)
+    assert torch.equal(got.cls_gt, exp_cls) and torch.equal(got.reg_gt, exp_reg)
 
 
 def test_at_initialisation_strategies_match_static():

@@ -21,8 +21,8 @@ def strips(ious):
 
 
 def _atss(priors: Priors, gt_boxes, gt_labels, topk: int = 9):
-    boxes, labels, valid = prepare_gt(gt_boxes, gt_labels)
-    return atss_assign(priors, boxes, labels, valid, topk=topk)
+    boxes, _, valid = prepare_gt(gt_boxes, gt_labels)
+    return atss_assign(priors, boxes, valid, topk=topk)
 
 
 def test_threshold_is_mean_plus_std_of_the_candidates():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mgdet import anchors as anchor_lib
-from mgdet.assign import POINT_RULES, STRATEGIES
+from mgdet.assign import STRATEGIES
 from mgdet.models import Detector, build_detector
 from mgdet.models.layers import PRIOR_BIAS
 
@@ -180,8 +180,6 @@ TRAIN = [
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_sgd_steps_reduce_loss(combo: tuple, strategy: str) -> None:
     name, backbone, kw = combo
-    if name == "fcos" and strategy not in POINT_RULES:
-        pytest.skip(f"{strategy} is not implemented for FCOS points yet")
     # ATSS takes every anchor of 9 locations per level as candidates (6 anchors per location here): several
     # times more regression samples per GT, so its loss, mostly regression, falls more slowly per step
     losses = _train_losses(name, backbone, strategy, steps=7 if strategy == "atss" else 5, **kw)
