@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a few iterations per run on a tiny benchmark (tests)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra config override for every run (repeatable)")  # fmt: skip
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the results of the runs already finished in OUT (the others are "
+                        "listed as not trained), e.g. for a grid trained in parts on several machines")  # fmt: skip
     p.add_argument("--results-dir", help="folder for the results files (default OUT)")
     p.add_argument("--results-name", default="results", help="base name of the results files (results)")
     p.add_argument("--command", help=argparse.SUPPRESS)
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out, detectors=detectors, strategies=_names(args.strategies), seeds=args.seeds,
         data=args.data, config_dir=config_dir, epochs=args.epochs, quick=args.quick, overrides=args.set,
         progress=not args.no_progress, command=command or "", results_dir=args.results_dir,
-        results_name=args.results_name,
+        results_name=args.results_name, report_only=args.report_only,
     )  # fmt: skip
     headers, rows = summary_rows(grid)
     print(format_table(rows, headers, align=["l", "l"] + ["r"] * (len(headers) - 2)))

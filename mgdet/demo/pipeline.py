@@ -27,7 +27,7 @@ from mgdet.demo.recipe import (
     quick_overrides,
     recipe_summary,
 )
-from mgdet.demo.runner import GridResult, RunSpec, machine_description, run_grid
+from mgdet.demo.runner import GridResult, RunRecord, RunSpec, machine_description, run_grid
 
 #: Benchmark size used by ``--quick`` when no ``--data`` is given (seconds to generate).
 QUICK_BENCHMARK = {"num_train": 24, "num_val": 8, "image_size": 128}
@@ -188,6 +188,7 @@ def run_reproduce(
     results_dir: str | Path | None = None,
     results_name: str = "results",
     log: Callable[[str], None] = print,
+    report_only: bool = False,
 ) -> tuple[GridResult, dict[str, Path]]:
     """The Table 1 ablation: detectors x strategies x seeds, resumable; writes results.json/.md/.png in ``out``.
 
@@ -212,18 +213,20 @@ def run_reproduce(
     log(f"reproduce: {len(specs)} runs ({len(detectors)} detectors x {len(strategies)} strategies x "
         f"{len(seeds)} seeds) in {out / 'runs'}")  # fmt: skip
     coverage = _coverage(specs, log)
-    grid = run_grid(specs, progress=progress, log=log)
+    grid = run_grid(specs, progress=progress, log=log, report_only=report_only)
     cfg = specs[0].config if specs else None
     total_train = sum(r.train_time_s for r in grid.records)
     info: dict[str, Any] = {
         "command": f"`{command}`" if command else "",
         "dataset": str(root if root is not None else (cfg.data.root if cfg else "")),
         "runs finished": f"{len(grid.records)} / {len(specs)}" + (" (interrupted; rerun to continue)"
-                                                                  if grid.interrupted else ""),
+                                                                  if grid.interrupted else "")
+        + (f" (not trained: {', '.join(grid.pending)})" if report_only and grid.pending else ""),
         "wall time of this invocation": f"{(time.perf_counter() - t0) / 60:.1f} min",
         "sum of training times": f"{total_train / 60:.1f} min",
         "sum of run wall times (training + evaluation)": f"{sum(r.wall_time_s for r in grid.records) / 60:.1f} min",
-        "machine": machine_description(),
+        "machine of this invocation": machine_description(),
+        "runs trained on": _training_machines(grid.records),
     }  # fmt: skip
     if cfg is not None:
         info["recipe"] = recipe_summary(cfg) + (" (--quick)" if quick else "")
@@ -233,6 +236,15 @@ def run_reproduce(
     files = write_grid_results(grid.records, Path(results_dir) if results_dir else out, info, stem=results_name,
                                extra={"anchor_coverage": coverage})  # fmt: skip
     return grid, files
+
+
+def _training_machines(records: Sequence[RunRecord]) -> str:
+    """The machines the runs were trained on (as each run recorded it), with their run counts."""
+    counts: dict[str, int] = {}
+    for r in records:
+        key = str(r.extra.get("machine") or "not recorded in the run's metrics.json")
+        counts[key] = counts.get(key, 0) + 1
+    return "; ".join(f"{m} ({n} run{'s' if n > 1 else ''})" for m, n in counts.items())
 
 
 def _coverage(specs: Sequence[RunSpec], log: Callable[[str], None]) -> dict[str, dict[str, Any]]:

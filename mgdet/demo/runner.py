@@ -179,7 +179,7 @@ def run_one(
         train_time_s=round(sum(float(r.get("epoch_time_s") or 0.0) for r in hist), 2),
         wall_time_s=round(wall, 2), epochs=int(hist[-1]["epoch"]) if hist else 0,
         iters=int(hist[-1]["iter"]) if hist else 0, run_dir=str(run_dir),
-        extra={"resumed": resume is not None, **_final_scores(hist)},
+        extra={"resumed": resume is not None, "machine": machine_description(), **_final_scores(hist)},
     )  # fmt: skip
     tmp = run_dir / (METRICS_FILE + ".tmp")
     tmp.write_text(json.dumps(record.to_dict(), indent=1))
@@ -197,9 +197,12 @@ def run_grid(
     specs: Sequence[RunSpec],
     progress: bool = True,
     log: Callable[[str], None] = print,
+    report_only: bool = False,
 ) -> GridResult:
-    """Run every spec not finished yet, in order; prints an outer ``run i/N`` line per run."""
+    """Run every spec not finished yet, in order; prints an outer ``run i/N`` line per run. With
+    ``report_only`` nothing is trained: the finished runs are collected and the others listed as pending."""
     records: list[RunRecord] = []
+    pending: list[str] = []
     n = len(specs)
     for i, spec in enumerate(specs, 1):
         run_dir = Path(spec.config.output_dir)
@@ -209,6 +212,10 @@ def run_grid(
             log(f"run {i}/{n}: {spec.run_id} finished earlier (AP {100 * done.metrics.get('AP', math.nan):.1f}), "
                 "skipped")  # fmt: skip
             records.append(done)
+            continue
+        if report_only:
+            log(f"run {i}/{n}: {spec.run_id} not finished (--report-only: not trained)")
+            pending.append(spec.run_id)
             continue
         how = "resuming from last.pth" if (run_dir / "last.pth").is_file() else "training"
         log(f"run {i}/{n}: {spec.run_id} ({how}) -> {run_dir}")
@@ -220,7 +227,7 @@ def run_grid(
         log(f"run {i}/{n}: {spec.run_id} done: AP {100 * record.metrics['AP']:.1f}  "
             f"AP75 {100 * record.metrics['AP75']:.1f}  ({record.train_time_s:.0f} s training)")  # fmt: skip
         records.append(record)
-    return GridResult(records)
+    return GridResult(records, pending=pending)
 
 
 # -------------------------------------------------------------------------------------------- summary

@@ -103,6 +103,17 @@ def test_reproduce_is_resumable(bench: Path, demo_out: tuple[Path, str]) -> None
         run_reproduce(**{**kwargs, "epochs": 3}, log=log.append)
     assert (iou_dir / "metrics.json").read_text() == kept
 
+    # --report-only: a grid trained in parts elsewhere is summarised; unfinished cells are listed, not trained
+    log.clear()
+    grid, files = run_reproduce(**{**kwargs, "seeds": [0, 1]}, report_only=True, log=log.append)
+    assert len(grid.records) == 2 and grid.pending == ["retinanet_mbv2_iou_s1", "retinanet_mbv2_mg_s1"]
+    assert not (out / "runs" / "retinanet_mbv2_iou_s1" / "last.pth").exists()
+    md = files["md"].read_text()
+    assert "2 / 4 (not trained: retinanet_mbv2_iou_s1, retinanet_mbv2_mg_s1)" in md
+    # each run records the machine it was trained on, and the results name it
+    machine = json.loads((mg_dir / "metrics.json").read_text())["machine"]
+    assert "logical cores" in machine and f"**runs trained on**: {machine}" in md
+
 
 def _record(strategy: str, seed: int, ap: float, ap75: float) -> RunRecord:
     metrics = {"AP": ap, "AP50": ap + 0.2, "AP75": ap75, "APs": 0.1, "APm": 0.2, "APl": 0.3, "misalign": 0.05}
