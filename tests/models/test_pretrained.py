@@ -83,7 +83,7 @@ def _save_hashed(state: dict, tmp_path: Path, stem: str) -> Path:
 def test_resnet_and_vgg_roundtrip_with_torchvision_names(tmp_path: Path) -> None:
     torch.manual_seed(0)
     src = ResNet18(include_classifier=True).state_dict()
-    # the same names and shapes as torchvision's
+    # the parameter names and shapes of the published ImageNet ResNet-18 file
     assert src["layer2.0.downsample.0.weight"].shape == (128, 64, 1, 1)
     assert src["layer4.1.bn2.running_var"].shape == (512,)
     assert src["fc.weight"].shape == (1000, 512) and len(src) == 122
