@@ -163,18 +163,12 @@ def reserved_matrix(value: Tensor, owner: Tensor, num_gt: int) -> Tensor:
 def rank_within_owner(value: Tensor, owner: Tensor, num_gt: int) -> Tensor:
     """Rank of each anchor among the anchors of its owner GT, by decreasing value: [B, A] -> [B, A] long.
 
-    A segmented top-k with one sort of ``[B, A]`` instead of a ``[B, G, A]`` top-k; ties by anchor index.
+    A segmented top-k (:func:`segment_rank` over the flattened ``[B, A]``, one segment per image and GT)
+    instead of a ``[B, G, A]`` top-k; ties by anchor index.
     """
     b, a = value.shape
-    # one stable float64 sort on owner * 2 + (1 - value): exact for float32 values, ties by anchor index
-    key = owner.double() * 2 + (1 - value.double())
-    order = key.argsort(dim=1, stable=True)  # [B, A] anchors grouped by owner, best first
-    sorted_owner = owner.gather(1, order)
-    counts = torch.zeros(b, num_gt, dtype=torch.long, device=value.device)
-    counts.scatter_add_(1, owner, torch.ones_like(owner))
-    start = counts.cumsum(1) - counts  # [B, G] first sorted position of each GT's anchors
-    rank_sorted = torch.arange(a, device=value.device) - start.gather(1, sorted_owner)
-    return torch.empty_like(rank_sorted).scatter_(1, order, rank_sorted)
+    image = torch.arange(b, device=owner.device)[:, None]  # [B, 1]
+    return segment_rank((image * num_gt + owner).flatten(), value.flatten()).view(b, a)
 
 
 def topk_labels(value: Tensor, owner: Tensor, live: Tensor, k_pos: Tensor, k_ign: Tensor | None) -> Tensor:
