@@ -176,8 +176,10 @@ class TorchDetector(_Backend):
 def detect_paths(
     backend: _Backend, paths: Sequence[Path], batch_size: int = 8, progress: bool = True, on_error: str = "raise"
 ) -> Iterator[tuple[Path, np.ndarray | None, dict[str, Any]]]:
-    """Stream ``(path, image RGB, detections in original pixels)``, reading ``batch_size`` images at a time;
-    an unreadable image is raised (``on_error="raise"``) or yielded as ``(path, None, {"error": message})``."""
+    """Stream ``(path, image RGB, detections in original pixels)``, reading ``batch_size`` images at a time
+    and passing the readable ones to ``backend.detect`` (any object with that method: the torch detect path
+    uses it too); an unreadable image is raised (``on_error="raise"``) or yielded as
+    ``(path, None, {"error": message})``."""
     from tqdm import tqdm
 
     from mgdet.data.image_io import read_images

@@ -13,7 +13,6 @@ from tqdm import tqdm
 
 from mgdet.data import CocoDataset, DetectionDataset, EvalTransform, collate_detections
 from mgdet.data.collate import FailedSample
-from mgdet.data.image_io import read_images
 from mgdet.engine.config import EvalConfig
 from mgdet.evaluation import EvalResult, evaluate, misalignment_rate
 
@@ -109,7 +108,6 @@ def collect_images(paths: Sequence[str | Path]) -> list[Path]:
     return found
 
 
-@torch.no_grad()
 def detect_images(
     det: torch.nn.Module,
     paths: Sequence[Path],
@@ -122,22 +120,21 @@ def detect_images(
     """Yield ``(path, image RGB, detections in original pixels)`` for each image, batched, in order.
 
     An unreadable image stops the stream with a :class:`DatasetError` naming it (``on_error="raise"``) or
-    is yielded as ``(path, None, {"error": message})`` (``"skip"``).
+    is yielded as ``(path, None, {"error": message})`` (``"skip"``): the reading and batching of
+    :func:`mgdet.deploy.detect_paths`, with ``det.predict`` as the backend.
     """
+    from mgdet.deploy import detect_paths
+
     det.eval()
     tf = EvalTransform(det.input_size)
-    bar = tqdm(total=len(paths), desc="detect", unit="img", disable=not progress)
-    for start in range(0, len(paths), batch_size):
-        chunk = read_images(list(paths[start : start + batch_size]), on_error)
-        good = [(p, im) for p, im, _ in chunk if im is not None]
-        found: dict[Path, dict[str, Any]] = {}
-        if good:
-            tensors = [tf(im, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))[0] for _, im in good]
+
+    class _Predict:  # the backend interface of detect_paths: RGB images -> detections in original pixels
+        @torch.no_grad()
+        def detect(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+            tensors = [tf(im, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))[0] for im in images]
             out = det(torch.stack(tensors).to(device))
             preds = det.predict(out, ecfg.score_thresh, ecfg.nms_iou, ecfg.max_det, ecfg.pre_nms_topk)
-            for (p, im), pr, t in zip(good, preds, tensors):
-                found[p] = _to_original(pr, (t.shape[1] / im.shape[0], t.shape[2] / im.shape[1]), 0)
-        for p, im, message in chunk:
-            yield (p, im, found[p]) if im is not None else (p, None, {"error": message})
-            bar.update(1)
-    bar.close()
+            return [_to_original(pr, (t.shape[1] / im.shape[0], t.shape[2] / im.shape[1]), 0)
+                    for pr, t, im in zip(preds, tensors, images)]  # fmt: skip
+
+    return detect_paths(_Predict(), paths, batch_size=batch_size, progress=progress, on_error=on_error)
