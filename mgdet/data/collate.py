@@ -106,27 +106,15 @@ class DetectionDataset(Dataset):
         tensor, boxes, labels = self.transform(
             image, target["boxes"][keep], target["labels"][keep], rng=rng, view=view
         )  # fmt: skip
-        size = tensor.shape[-2:]
-        meta = {
-            "image_id": int(target["image_id"]),
-            "view": (int(index), bool(view.get("flipped", False))),
-            "orig_size": (h, w),
-            "scale": (size[0] / h, size[1] / w),
-            "gt": {"boxes": target["boxes"], "labels": target["labels"], "ignore": target["ignore"]},
-        }
-        return tensor, boxes, labels, meta
+        return tensor, boxes, labels, _meta(index, target, view, (h, w), tuple(tensor.shape[-2:]))
 
     def _without_pixels(self, index: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict] | None:
         """The sample of ``index`` with a zero image, when its view is in ``pixel_free_views``: the same boxes,
         labels, view and meta as ``__getitem__`` (the same random draws; ``transform.boxes_only``), no decoding.
         None when this epoch's view of ``index`` is not there."""
-        if not hasattr(self.base, "target"):
-            return None
-        probe: dict = {}  # this epoch's view of ``index``: the flip does not depend on the image or boxes
-        no_boxes = np.zeros((0, 4), np.float32)
-        self.transform.boxes_only((1, 1), no_boxes, np.zeros(0, np.int64), rng=self.sample_rng(index), view=probe)
-        hw = self.pixel_free_views.get((int(index), bool(probe.get("flipped", False))))
-        if hw is None:
+        # the image's size does not depend on the flip: either cached view of ``index`` gives it
+        hw = self.pixel_free_views.get((int(index), False)) or self.pixel_free_views.get((int(index), True))
+        if hw is None or not hasattr(self.base, "target"):
             return None
         target = self.base.target(index)
         keep = ~np.asarray(target["ignore"], bool)
@@ -134,15 +122,22 @@ class DetectionDataset(Dataset):
         boxes, labels = self.transform.boxes_only(
             hw, target["boxes"][keep], target["labels"][keep], rng=self.sample_rng(index), view=view
         )  # fmt: skip
+        if (int(index), bool(view.get("flipped", False))) not in self.pixel_free_views:
+            return None  # this epoch draws the view that is not cached: decode
         size = self.transform.size
-        meta = {
-            "image_id": int(target["image_id"]),
-            "view": (int(index), bool(view.get("flipped", False))),
-            "orig_size": hw,
-            "scale": (size / hw[0], size / hw[1]),
-            "gt": {"boxes": target["boxes"], "labels": target["labels"], "ignore": target["ignore"]},
-        }
-        return torch.zeros(3, size, size), boxes, labels, meta
+        return torch.zeros(3, size, size), boxes, labels, _meta(index, target, view, hw, (size, size))
+
+
+def _meta(index: int, target: dict, view: dict, hw: tuple[int, int], size: tuple[int, int]) -> dict:
+    """``meta`` of a sample: image id, view ``(index, flipped)``, original ``hw``, scale to the network's
+    ``size``, the full original-pixel annotation."""
+    return {
+        "image_id": int(target["image_id"]),
+        "view": (int(index), bool(view.get("flipped", False))),
+        "orig_size": hw,
+        "scale": (size[0] / hw[0], size[1] / hw[1]),
+        "gt": {"boxes": target["boxes"], "labels": target["labels"], "ignore": target["ignore"]},
+    }
 
 
 def collate_detections(
