@@ -11,10 +11,12 @@ import argparse
 import errno
 import sys
 
-from mgdet.cli import data, demo, detect, evaluate, export, reproduce, selfcheck, train, visualize
+from mgdet.cli import data, demo, detect, evaluate, export, reproduce, selfcheck, train, visualize, zoo
 
 EPILOG = """examples:
-  mgdet demo                                    # benchmark, IoU vs Mutual Guidance, report
+  mgdet demo                                    # trained IoU vs Mutual Guidance detectors, live
+  mgdet zoo                                     # the trained detectors shipped with mgdet
+  mgdet eval zoo:retinanet_mbv2_mg              # evaluate one of them on the benchmark
   mgdet train configs/voc/retinanet_r18_mg.yaml data.root=~/data/VOCdevkit train.epochs=2
   torchrun --nproc_per_node 4 -m mgdet train configs/coco/retinanet_r18_mg.yaml data.root=~/data/coco
   mgdet eval runs/exp/last.pth
@@ -23,7 +25,7 @@ EPILOG = """examples:
 """
 
 #: The verb modules, in the order ``mgdet --help`` lists them.
-VERBS = (train, evaluate, detect, data, selfcheck, demo, reproduce, visualize, export)
+VERBS = (train, evaluate, detect, data, selfcheck, demo, reproduce, visualize, export, zoo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,18 +14,21 @@ from mgdet.postprocess import PAPER_POSTPROCESS
 
 #: Dataset layouts every verb accepts (``auto`` detects the layout where a verb allows it).
 DATA_FORMATS: tuple[str, ...] = ("voc", "coco", "yolo")
+CHECKPOINT_HELP = "checkpoint file (.pth), or zoo:NAME for a detector shipped with mgdet (`mgdet zoo` lists them)"
 DEVICE_HELP = "auto | cpu | cuda | cuda:N (default: auto = CUDA when available, else CPU)"
 #: ONNX opsets ``mgdet export`` writes (the TorchScript exporter's range that has every operator used)
 OPSETS: tuple[int, int] = (13, 20)
 
 
-def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None) -> None:
+def print_table(
+    rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None, align: Sequence[str] | None = None
+) -> None:
     """Print ``rows`` under ``headers`` as a text table (floats formatted by ``format_table``)."""
     from mgdet.engine.table import format_table
 
     if title:
         print(title)
-    print(format_table(rows, headers))
+    print(format_table(rows, headers, align=align))
 
 
 def add_device(p: argparse.ArgumentParser) -> None:

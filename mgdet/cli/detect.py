@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mgdet.cli.common import add_inference, positive_int, print_table, torch_device, unit_float
+from mgdet.cli.common import CHECKPOINT_HELP, add_inference, positive_int, print_table, torch_device, unit_float
 from mgdet.errors import OutputError
 
 #: the result files of ``detect`` in ``--out``
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``detect`` verb."""
     p = sub.add_parser("detect", help="detect objects in images, write annotated copies and a json",
                        description="Run a checkpoint on image files or folders.")  # fmt: skip
-    p.add_argument("checkpoint", help="checkpoint file (.pth)")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--show-thresh", type=unit_float, default=0.3, help="draw boxes with at least this score (0.3)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mgdet.cli.common import add_format, add_inference, torch_device
+from mgdet.cli.common import CHECKPOINT_HELP, add_format, add_inference, torch_device
 
 #: the result files of ``eval`` in ``--out``
 RESULTS = ("metrics.json", "detections_coco.json")
@@ -17,11 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a checkpoint: AP, AP50, AP75, APs/m/l (COCO, via faster-coco-eval), "
                        "VOC07 mAP@0.5, the paper's VOC07 11-point AP averaged over IoU .50:.95, per-class AP "
                        "and the misalignment rate. Data defaults to the checkpoint's validation set.")  # fmt: skip
-    p.add_argument("checkpoint", help="checkpoint file (.pth)")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--data", help="dataset root (default: the one stored in the checkpoint)")
     add_format(p, "dataset format (default: stored)")
     p.add_argument("--split", help="split to evaluate (default: the stored validation split)")
-    p.add_argument("--out", help="folder for metrics.json and detections_coco.json (default: beside checkpoint)")
+    p.add_argument(
+        "--out",
+        help="folder for metrics.json and detections_coco.json (default: CHECKPOINT's folder/eval; "
+        "zoo:NAME: mgdet_runs/eval/NAME)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace the metrics of an earlier eval in --out")
     p.add_argument("--class-map", metavar="SPEC",
                    help="evaluate on a dataset whose classes differ from the checkpoint's: same-names (match "
@@ -30,6 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights even if EMA weights exist")
     add_inference(p)
     p.set_defaults(func=run)
+
+
+def default_out(checkpoint: str) -> Path:
+    """Where ``eval`` writes without ``--out``: beside a checkpoint file, ``mgdet_runs/eval/NAME`` for a zoo name."""
+    from mgdet.zoo.catalog import PREFIX, is_zoo_ref
+
+    if is_zoo_ref(checkpoint):
+        return Path("mgdet_runs") / "eval" / checkpoint[len(PREFIX) :]
+    return Path(checkpoint).parent / "eval"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.checkpoint}: the model has {det.num_classes} classes, the dataset {len(dataset.class_names)}: "
             f"{list(dataset.class_names)}; evaluate on the dataset the model was trained on"
         )
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+    out = Path(args.out) if args.out else default_out(args.checkpoint)
     check_output_folder(out, [cfg.data.root])  # before anything is computed or written
     check_not_inputs([out / n for n in RESULTS], [args.checkpoint])
     check_fresh(out, RESULTS, args.overwrite)

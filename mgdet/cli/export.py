@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mgdet.cli.common import OPSETS, input_size, opset, print_table
+from mgdet.cli.common import CHECKPOINT_HELP, OPSETS, input_size, opset, print_table
 from mgdet.errors import MgdetError, OutputError
 
 DESCRIPTION = (
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``export`` verb."""
     p = sub.add_parser("export", help="export a checkpoint to ONNX (model + box decoding)", description=DESCRIPTION)
-    p.add_argument("checkpoint", help="checkpoint file (.pth)")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--onnx", required=True, metavar="FILE", help="output .onnx file")
     p.add_argument("--input-size", type=input_size, metavar="S",
                    help="square input size S baked into the graph (default: the checkpoint's)")  # fmt: skip

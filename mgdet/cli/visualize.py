@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "and a per-anchor table (.csv, .md) with IoU_anchor, IoU_regressed, score and IoU_amplified.",
         formatter_class=fmt,
     )
-    s.add_argument("checkpoint", metavar="CHECKPOINT", help="trained mgdet checkpoint (.pt)")
+    s.add_argument("checkpoint", metavar="CHECKPOINT", help="trained mgdet checkpoint (.pth) or zoo:NAME")
     _data_options(s)
     s.add_argument("--out", default="figures/assignment", metavar="DIR", help="output folder")
     s.set_defaults(func=_assignment)
@@ -63,8 +63,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "after class-aware NMS at IoU 0.5, next to the ground truth. Writes <out>/detections_<id>.png.",
         formatter_class=fmt,
     )
-    d.add_argument("checkpoint_a", metavar="CKPT_A", help="first checkpoint (e.g. the static IoU baseline)")
-    d.add_argument("checkpoint_b", metavar="CKPT_B", help="second checkpoint (e.g. Mutual Guidance)")
+    d.add_argument("checkpoint_a", metavar="CKPT_A", help="first checkpoint or zoo:NAME (e.g. zoo:retinanet_mbv2_iou)")
+    d.add_argument("checkpoint_b", metavar="CKPT_B", help="second checkpoint or zoo:NAME (e.g. zoo:retinanet_mbv2_mg)")
     _data_options(d)
     d.add_argument("--out", default="figures/detections", metavar="DIR", help="output folder")
     d.add_argument("--score-thresh", type=float, default=0.3, help="draw detections scoring at least this")

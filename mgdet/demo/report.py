@@ -25,6 +25,8 @@ DEMO_COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("AP", "AP", 100.0), ("AP50", "AP50", 100.0), ("AP75", "AP75", 100.0), ("APs", "APs", 100.0),
     ("APm", "APm", 100.0), ("APl", "APl", 100.0), ("misalign %", "misalign", 100.0),
 )  # fmt: skip
+#: How the demo names the two rules it compares.
+DEMO_TITLES = {**STRATEGY_TITLES, "iou": "static IoU matching"}
 #: Detections drawn in the report's side-by-side panels have at least this score.
 SHOW_SCORE = 0.2
 #: Short labels of the strategies in difference rows (a view of :data:`mgdet.strategies.STRATEGY_TABLE`).
@@ -58,7 +60,7 @@ def demo_rows(records: Sequence[RunRecord]) -> tuple[list[str], list[list[Any]]]
     headers = ["strategy", *(c[0] for c in DEMO_COLUMNS), "train time"]
     rows = []
     for r in records:
-        cells: list[Any] = [STRATEGY_TITLES.get(r.strategy, r.strategy)]
+        cells: list[Any] = [DEMO_TITLES.get(r.strategy, r.strategy)]
         cells += [r.metrics.get(k, math.nan) * s for _, k, s in DEMO_COLUMNS]
         cells.append(f"{r.train_time_s / 60:.1f} min" if r.train_time_s >= 60 else f"{r.train_time_s:.0f} s")
         rows.append(cells)
@@ -93,125 +95,181 @@ def plot_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str
     return fig
 
 
-def plot_curves_compare(histories: Mapping[str, Mapping[str, np.ndarray]], title: str = "") -> Figure:
-    """Training curves of several runs overlaid: loss, val AP and AP75, positives per GT, disagreement."""
-    panels = (("training loss", ("loss",)), ("validation AP (%)", ("AP",)), ("validation AP75 (%)", ("AP75",)),
-              ("cls / reg positives per GT", ("pos_cls_per_gt", "pos_reg_per_gt")),
-              ("cls / reg label disagreement", ("disagree",)), ("learning rate", ("lr",)))  # fmt: skip
-    fig = Figure(figsize=(13.0, 6.5))
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.08, top=0.9, wspace=0.25, hspace=0.38)
-    axes = fig.subplots(2, 3).reshape(-1)
-    palette = ["#999999", "#009E73", "#56B4E9", "#E69F00", "#CC79A7", "#0072B2"]
-    for ax, (name, cols) in zip(axes, panels):
-        for i, (label, h) in enumerate(histories.items()):
-            epoch = np.asarray(h.get("epoch", []), dtype=float)
-            for j, col in enumerate(cols):
-                y = np.asarray(h.get(col, np.full(len(epoch), np.nan)), dtype=float)
-                if col in ("AP", "AP75"):
-                    y = y * 100
+def zoo_rows(evals: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of the zoo table: the shipped detectors evaluated now (%), the AP recorded when they
+    were shipped, the evaluation time; with two detectors a difference row (second − first)."""
+    headers = ["zoo detector", *(c[0] for c in DEMO_COLUMNS), "AP when shipped", "eval time"]
+    rows = []
+    for e in evals:
+        cells: list[Any] = [f"{DEMO_TITLES.get(e.strategy, e.strategy)} (zoo:{e.name})"]
+        cells += [e.metrics.get(k, math.nan) * s for _, k, s in DEMO_COLUMNS]
+        cells += [100 * e.shipped_ap, f"{e.eval_time_s:.0f} s"]
+        rows.append(cells)
+    if len(evals) == 2:
+        a, b = evals
+        label = f"{SHORT.get(b.strategy, b.strategy)} − {SHORT.get(a.strategy, a.strategy)}"
+        rows.append([label, *((b.metrics.get(k, math.nan) - a.metrics.get(k, math.nan)) * s
+                              for _, k, s in DEMO_COLUMNS), 100 * (b.shipped_ap - a.shipped_ap), "-"])  # fmt: skip
+    return headers, rows
+
+
+def headline(evals: Sequence[Any]) -> str:
+    """The report's first line: what Mutual Guidance does, from the live evaluation of the zoo pair."""
+    if len(evals) != 2:
+        return ""
+    a, b = evals
+
+    def cmp(key: str, name: str, unit: str = "") -> str:
+        x, y = 100 * b.metrics.get(key, math.nan), 100 * a.metrics.get(key, math.nan)
+        return f"{name} {x:.1f}{unit} vs {y:.1f}{unit} ({signed(x - y)})"
+
+    return (f"{DEMO_TITLES.get(b.strategy, b.strategy)} vs {DEMO_TITLES.get(a.strategy, a.strategy)}, the same "
+            f"RetinaNet-MobileNetV2 trained with the same recipe and seed, evaluated now: {cmp('AP', 'AP')}, "
+            f"{cmp('AP75', 'AP75')}, {cmp('AP50', 'AP50')}; "
+            f"misaligned detections {cmp('misalign', '', ' %')}")  # fmt: skip
+
+
+def plot_curves_over_zoo(
+    zoo: Mapping[str, tuple[str, Mapping[str, np.ndarray]]],
+    live: Mapping[str, tuple[str, Mapping[str, np.ndarray]]],
+    title: str = "",
+) -> Figure:
+    """Training loss and validation AP per epoch: the zoo runs' full curves (thin) under the live runs (thick,
+    markers). ``zoo`` / ``live``: ``{label: (strategy, history)}``."""
+    fig = Figure(figsize=(11.0, 4.0))
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.13, top=0.86, wspace=0.22)
+    axes = fig.subplots(1, 2)
+    for ax, (col, name, scale) in zip(axes, (("loss", "training loss", 1.0), ("AP", "validation AP (%)", 100.0))):
+        for runs, thick in ((zoo, False), (live, True)):
+            for label, (strategy, h) in runs.items():
+                epoch = np.asarray(h.get("epoch", []), dtype=float)
+                y = np.asarray(h.get(col, np.full(len(epoch), np.nan)), dtype=float) * scale
                 ok = np.isfinite(y)
-                if not ok.any():
-                    continue
-                ax.plot(epoch[ok], y[ok], color=palette[i % len(palette)], ls="-" if j == 0 else "--", lw=1.8,
-                        marker="o" if ok.sum() < len(y) or ok.sum() == 1 else None, ms=4,
-                        label=label if len(cols) == 1 else f"{label} {col}")  # fmt: skip
+                if ok.any():
+                    ax.plot(epoch[ok], y[ok], color=STRATEGY_COLOURS.get(strategy, "#0072B2"),
+                            lw=2.6 if thick else 1.2, alpha=1.0 if thick else 0.6, ls="-" if thick else "--",
+                            marker="o" if thick or ok.sum() < len(y) else None, ms=5 if thick else 3,
+                            label=label)  # fmt: skip
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("epoch (1024 images)")
+        ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
 def write_demo_report(
+    evals: Sequence[Any],
     records: Sequence[RunRecord],
-    out_dir: str | Path,
     dataset: Any,
-    num_images: int = 4,
+    out_dir: str | Path,
     info: Mapping[str, Any] | None = None,
-    per_run_curves: bool = True,
+    live_label: str = "",
+    num_images: int = 4,
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``table.png``, ``curves.png``, ``detections_<k>.png`` (and, with
-    ``per_run_curves``, every curve of each run in ``curves_<abbr>.png``).
+    """Write ``report.md`` with ``table.png``, ``detections_<k>.png`` (the zoo pair side by side),
+    ``misalignment.png`` and ``curves.png`` (live runs over the zoo runs' curves) into ``out_dir``.
 
-    ``dataset`` is the validation dataset (mgdet record dataset); the val images with the most objects
-    among the first 60 are drawn, each through every run's final model.
+    ``evals``: :class:`mgdet.demo.live.ZooEval` (computed now); ``records``: the live training runs (may be
+    empty); ``dataset``: the validation split the zoo was evaluated on; ``info``: lines under the headline.
     """
-    from mgdet.engine.checkpoint import load_detector
-    from mgdet.viz import plot_training_curves, read_history
+    from mgdet.viz import read_history
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    headers, rows = demo_rows(records)
-    files["table"] = _save(plot_table(headers, rows, "static IoU matching vs Mutual Guidance (val, %)"),
+    zh, zr = zoo_rows(evals)
+    files["table"] = _save(plot_table(zh, zr, "trained detectors from the zoo, evaluated now (val, %)"),
                            out / "table.png")  # fmt: skip
-    histories = {}
+    files.update(_detection_panels([(DEMO_TITLES.get(e.strategy, e.strategy), e.detector) for e in evals],
+                                   dataset, out, num_images))  # fmt: skip
+    pic = _misalignment_picture(evals, dataset, out)
+    if pic is not None:
+        files["misalignment"] = pic
+    zoo_hist, live_hist = {}, {}
+    for e in evals:
+        path = Path(e.manifest.get("_dir", "")) / "history.csv"
+        if path.is_file():
+            zoo_hist[f"zoo: {DEMO_TITLES.get(e.strategy, e.strategy)} (shipped, {e.manifest.get('epochs')} ep)"] = (
+                e.strategy,
+                read_history(path),
+            )
     for r in records:
-        hist_path = Path(r.run_dir) / "history.csv"
-        if hist_path.is_file():
-            h = read_history(hist_path)
-            label = STRATEGY_TITLES.get(r.strategy, r.strategy)
-            histories[label] = h
-            abbr = STRATEGY_ABBR.get(r.strategy, r.strategy)
-            if not per_run_curves:
-                continue
-            files[f"curves_{abbr}"] = _save(plot_training_curves(h, f"{r.run_id}: all curves"),
-                                            out / f"curves_{abbr}.png")  # fmt: skip
-    files["curves"] = _save(plot_curves_compare(histories, "training curves"), out / "curves.png")
-    files.update(_detection_panels(records, dataset, out, num_images, load_detector))
+        path = Path(r.run_dir) / "history.csv"
+        if path.is_file():
+            live_hist[f"now: {DEMO_TITLES.get(r.strategy, r.strategy)} ({r.epochs} ep)"] = (
+                r.strategy,
+                read_history(path),
+            )
+    if zoo_hist or live_hist:
+        files["curves"] = _save(
+            plot_curves_over_zoo(
+                zoo_hist, live_hist, "live runs (thick) over the zoo runs' full training (thin, shipped history.csv)"
+            ),
+            out / "curves.png",
+        )
 
     lines = ["# mgdet demo: static IoU matching vs Mutual Guidance", ""]
+    head = headline(evals)
+    if head:
+        lines += [f"**{head}.**", ""]
     for k, v in (info or {}).items():
         lines.append(f"- **{k}**: {v}")
-    lines += ["", "## Results (validation split, COCO metrics in %)", "",
-              format_table(rows, headers, style="markdown", float_fmt=".1f"), "",
-              "The misalignment rate is the fraction of kept detections (score >= 0.05) for which NMS removed a "
-              "candidate of the same class with a better IoU to the object: well classified but poorly "
-              "localised boxes that survive. Lower is better.", "",
-              "![table](table.png)", "", "## Training curves", "", "![curves](curves.png)", ""]  # fmt: skip
-    for r in records:
-        abbr = STRATEGY_ABBR.get(r.strategy, r.strategy)
-        if f"curves_{abbr}" in files:
-            lines += [f"![{abbr} curves](curves_{abbr}.png)", ""]
-    lines += [f"## Detections on validation images (score >= {SHOW_SCORE}, NMS 0.5)", ""]
+    lines += ["", "## Trained detectors from the zoo, evaluated now", "",
+              format_table(zr, zh, style="markdown", float_fmt=".1f"), "",
+              "Every number in this table except *AP when shipped* was computed by this demo on the validation "
+              "split; *AP when shipped* is the manifest's, measured when the zoo was packed, for comparison. "
+              "The misalignment rate is the share of kept detections (score >= 0.05) that are poorly localized "
+              "(IoU < 0.5 with every object of their class) while NMS suppressed a lower-scored candidate of the "
+              "same class with IoU >= 0.75: well classified, badly placed boxes that survive. Lower is better.",
+              "", "![table](table.png)", "",
+              f"## Detections on validation images (score >= {SHOW_SCORE}, NMS 0.5)", ""]  # fmt: skip
     lines += [f"![detections]({p.name})" for k, p in sorted(files.items()) if k.startswith("detections")]
-    lines += ["", "Runs: " + ", ".join(f"`{r.run_dir}`" for r in records), ""]
+    if "misalignment" in files:
+        lines += ["", "## Misaligned detections (the paper's Section 3.3)", "",
+                  "The validation images with the most misaligned detections of static IoU matching, through both "
+                  "detectors: in orange the detection NMS kept (poorly localized), dashed green the better-localized "
+                  "candidate of the same class it suppressed.", "", "![misalignment](misalignment.png)"]  # fmt: skip
+    lines += [""]
+    if records:
+        headers, rows = demo_rows(records)
+        lines += [f"## Trained now: {live_label}", "", format_table(rows, headers, style="markdown", float_fmt=".1f"),
+                  "", "Runs: " + ", ".join(f"`{r.run_dir}`" for r in records), ""]  # fmt: skip
+    if "curves" in files:
+        lines += ["## Training curves", "", "![curves](curves.png)", ""]
     files["report"] = out / "report.md"
     files["report"].write_text("\n".join(lines), encoding="utf-8")
     return files
 
 
-def _detection_panels(records, dataset, out: Path, num_images: int, load_detector) -> dict[str, Path]:
-    """Ground truth and every run's detections on the busiest validation images."""
+def _busiest_images(dataset: Any, count: int, candidates: int = 60) -> list[int]:
+    """Indices of validation images with the most objects, preferring those with a large one (side >= 96 px),
+    among the first ``candidates``; in index order."""
+    keys = []
+    for i in range(min(len(dataset), candidates)):
+        boxes = np.asarray(dataset.target(i)["boxes"], np.float32).reshape(-1, 4)
+        large = bool((((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])) >= 96 * 96).any())
+        keys.append((large, len(boxes), -i))
+    return sorted(-k[2] for k in sorted(keys, reverse=True)[:count])
+
+
+def _detection_panels(models: Sequence[tuple[str, Any]], dataset, out: Path, num_images: int) -> dict[str, Path]:
+    """Ground truth and every model's detections on the busiest validation images (network-input pixels)."""
     import torch
 
     from mgdet.data import EvalTransform
     from mgdet.viz import plot_detections, run_detector
 
-    if num_images <= 0 or len(dataset) == 0:
-        return {}
-    models = []
-    for r in records:
-        ckpt = Path(r.run_dir) / "last.pth"
-        if ckpt.is_file():
-            det, _ = load_detector(ckpt, map_location="cpu")
-            models.append((STRATEGY_TITLES.get(r.strategy, r.strategy), det))
-    if not models:
+    models = [(t, d) for t, d in models if d is not None]
+    if num_images <= 0 or len(dataset) == 0 or not models:
         return {}
     size = models[0][1].input_size
-    size = size if isinstance(size, int) else int(size[0])
-    tf = EvalTransform(size)
-    candidates = range(min(len(dataset), 60))
-    counts = [(len(dataset[i][1]["labels"]), -i) for i in candidates]
-    chosen = [-i for _, i in sorted(counts, reverse=True)[:num_images]]
+    tf = EvalTransform(size if isinstance(size, int) else int(size[0]))
     names = list(getattr(dataset, "class_names", []) or []) or None
     files = {}
-    for k, idx in enumerate(sorted(chosen), 1):
+    for k, idx in enumerate(_busiest_images(dataset, num_images), 1):
         image, target = dataset[idx]
         tensor, boxes, labels = tf(image, np.asarray(target["boxes"], np.float32), np.asarray(target["labels"]))
         dets = [run_detector(det, tensor, score_thresh=SHOW_SCORE) for _, det in models]
@@ -219,6 +277,33 @@ def _detection_panels(records, dataset, out: Path, num_images: int, load_detecto
                               [t for t, _ in models], names)  # fmt: skip
         files[f"detections_{k}"] = _save(fig, out / f"detections_{k}.png")
     return files
+
+
+def _misalignment_picture(evals: Sequence[Any], dataset: Any, out: Path, num_images: int = 3) -> Path | None:
+    """``misalignment.png``: the images where the first detector (static IoU) has the most misaligned
+    detections, with every detector's misaligned detections on them (original pixels)."""
+    from mgdet.viz.misalignment import plot_misalignment
+
+    if not evals or len(dataset) == 0:
+        return None
+    index = {dataset.image_info(i)["image_id"]: i for i in range(len(dataset))}
+    counts: dict[Any, int] = {}
+    for ex in evals[0].misaligned:
+        counts[ex["image_id"]] = counts.get(ex["image_id"], 0) + 1
+    chosen = [iid for iid, _ in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:num_images]]
+    chosen = [iid for iid in chosen if iid in index]
+    if not chosen:
+        return None
+    images, gts, examples = [], [], []
+    for iid in chosen:
+        image, target = dataset[index[iid]]
+        images.append(image)
+        gts.append(target)
+        examples.append([[x for x in e.misaligned if x["image_id"] == iid] for e in evals])
+    titles = [f"{DEMO_TITLES.get(e.strategy, e.strategy)}: {100 * e.metrics.get('misalign', math.nan):.1f} % "
+              "misaligned" for e in evals]  # fmt: skip
+    names = list(getattr(dataset, "class_names", []) or []) or None
+    return _save(plot_misalignment(images, gts, examples, titles, names), out / "misalignment.png")
 
 
 # ------------------------------------------------------------------------------------------- reproduce

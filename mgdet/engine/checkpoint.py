@@ -56,7 +56,17 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; refuse files that would execute code."""
+    """Read a checkpoint with ``weights_only=True``; refuse files that would execute code.
+
+    ``zoo:NAME`` is a detector of the shipped zoo (:mod:`mgdet.zoo`): its stored weights, sha256-checked,
+    with the ImageNet backbone, as a checkpoint-like dict (no optimiser state).
+    """
+    from mgdet.zoo.catalog import is_zoo_ref
+
+    if is_zoo_ref(path):
+        from mgdet.zoo.store import load_state
+
+        return load_state(str(path))
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from mgdet.data import CocoDataset, DetectionDataset, EvalTransform, collate_detections
 from mgdet.data.collate import FailedSample
 from mgdet.engine.config import EvalConfig
-from mgdet.evaluation import EvalResult, evaluate, misalignment_rate
+from mgdet.evaluation import EvalResult, evaluate, misaligned_detections
 
 #: Detections below this score are not counted by the misalignment rate.
 MISALIGN_SCORE = 0.05
@@ -78,8 +78,9 @@ def evaluate_model(
     # COCO data: official crowd semantics for iscrowd boxes; VOC/YOLO: "difficult" = neither TP nor FP
     ignore_mode = "crowd" if isinstance(dataset, CocoDataset) else "difficult"
     result = evaluate(gts, dets, list(dataset.class_names), ignore_mode=ignore_mode)
-    rate, _, _ = misalignment_rate(gts, pre, dets, score_thresh=MISALIGN_SCORE)
-    result.metrics["misalign"] = float(rate)
+    result.misaligned = misaligned_detections(gts, pre, dets, score_thresh=MISALIGN_SCORE)
+    kept = sum(int((d["scores"] >= MISALIGN_SCORE).sum()) for d in dets)
+    result.metrics["misalign"] = len(result.misaligned) / kept if kept else 0.0
     result.skipped_images = [f.message for f in failed]
     return result
 

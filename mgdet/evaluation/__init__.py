@@ -26,7 +26,7 @@ it is neither a true nor a false positive; the COCO and VOC paths differ in deta
 from mgdet.boxes_np import pairwise_iou
 from mgdet.evaluation.coco import COCO_IOU_THRESHOLDS, coco_gt_dict, coco_results
 from mgdet.evaluation.evaluate import evaluate
-from mgdet.evaluation.misalignment import misalignment_rate
+from mgdet.evaluation.misalignment import misaligned_detections, misalignment_rate
 from mgdet.evaluation.result import EvalResult, json_safe, load_eval_json, save_eval_json
 from mgdet.evaluation.voc07 import voc07_ap
 
@@ -38,6 +38,7 @@ __all__ = [
     "evaluate",
     "json_safe",
     "load_eval_json",
+    "misaligned_detections",
     "misalignment_rate",
     "pairwise_iou",
     "save_eval_json",

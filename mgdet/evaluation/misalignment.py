@@ -40,15 +40,32 @@ def misalignment_rate(
     Returns:
         ``(rate, count, total)``.
     """
+    examples = misaligned_detections(gts, dets_before_nms, dets_after_nms, score_thresh, poor_iou, good_iou,
+                                     suppress_iou)  # fmt: skip
+    total = sum(int((np.asarray(d["scores"]) >= score_thresh).sum()) for d in read_dets(dets_after_nms, None))
+    return (len(examples) / total if total else 0.0), len(examples), total
+
+
+def misaligned_detections(
+    gts: Sequence[Mapping[str, Any]],
+    dets_before_nms: Sequence[Mapping[str, Any]],
+    dets_after_nms: Sequence[Mapping[str, Any]],
+    score_thresh: float = 0.05,
+    poor_iou: float = 0.5,
+    good_iou: float = 0.75,
+    suppress_iou: float | None = None,
+) -> list[dict[str, Any]]:
+    """The misaligned kept detections of :func:`misalignment_rate` (same definition and arguments), one dict
+    each: ``image_id``, ``label``, the kept ``box`` [4] and ``score``, and the best-localized lower-scored
+    candidate of the same class, ``better_box`` [4], ``better_score``, ``better_iou`` (its IoU with the GT)."""
     g_by_id = {g["image_id"]: g for g in read_gts(gts)}
     before = {d["image_id"]: d for d in read_dets(dets_before_nms, None)}
     empty_g = dict(boxes=np.zeros((0, 4)), labels=np.zeros(0, np.int64), ignore=np.zeros(0, bool))
     empty_d = dict(boxes=np.zeros((0, 4)), labels=np.zeros(0, np.int64), scores=np.zeros(0))
-    count = total = 0
+    found: list[dict[str, Any]] = []
     for kept in read_dets(dets_after_nms, None):
         sel = kept["scores"] >= score_thresh
         k_boxes, k_scores, k_labels = kept["boxes"][sel], kept["scores"][sel], kept["labels"][sel]  # [K, ...]
-        total += int(sel.sum())
         g = g_by_id.get(kept["image_id"], empty_g)
         p = before.get(kept["image_id"], empty_d)
         keep_g = ~g["ignore"]
@@ -58,13 +75,17 @@ def misalignment_rate(
         same_kg = k_labels[:, None] == g_labels[None, :]  # [K, G]
         poor = ~((pairwise_iou(k_boxes, g_boxes) >= poor_iou) & same_kg).any(1)  # [K]
         same_pg = p["labels"][:, None] == g_labels[None, :]  # [P, G]
-        good = ((pairwise_iou(p["boxes"], g_boxes) >= good_iou) & same_pg).any(1)  # [P]
+        p_iou = np.where(same_pg, pairwise_iou(p["boxes"], g_boxes), 0.0).max(1)  # [P] best same-class GT IoU
         better = (
             (p["labels"][None, :] == k_labels[:, None])  # same class
             & (p["scores"][None, :] < k_scores[:, None])  # scored lower than the kept box
-            & good[None, :]
+            & (p_iou >= good_iou)[None, :]
         )  # [K, P]
         if suppress_iou is not None:
             better &= pairwise_iou(k_boxes, p["boxes"]) >= suppress_iou
-        count += int((poor & better.any(1)).sum())
-    return (count / total if total else 0.0), count, total
+        for k in np.flatnonzero(poor & better.any(1)):
+            j = int(np.argmax(np.where(better[k], p_iou, -1.0)))
+            found.append({"image_id": kept["image_id"], "label": int(k_labels[k]), "box": k_boxes[k].tolist(),
+                          "score": float(k_scores[k]), "better_box": p["boxes"][j].tolist(),
+                          "better_score": float(p["scores"][j]), "better_iou": float(p_iou[j])})  # fmt: skip
+    return found

@@ -61,6 +61,8 @@ class EvalResult:
         coco_results: detections as a COCO results list (``json.dump`` it for a results file).
         skipped_images: images left out (detections and GT) because they failed to decode under
             ``data.on_error=skip``; one message per image, naming the file.
+        misaligned: the misaligned kept detections behind ``metrics["misalign"]`` (set by
+            :func:`mgdet.engine.inference.evaluate_model`; see :func:`mgdet.evaluation.misaligned_detections`).
     """
 
     metrics: dict[str, float]
@@ -71,6 +73,7 @@ class EvalResult:
     iou_thresholds: np.ndarray = field(default_factory=lambda: COCO_IOU_THRESHOLDS.copy())
     recall_thresholds: np.ndarray = field(default_factory=lambda: np.linspace(0.0, 1.0, 101))
     skipped_images: list[str] = field(default_factory=list)
+    misaligned: list[dict[str, Any]] = field(default_factory=list)
 
     @staticmethod
     def table_headers(per_class: bool = False) -> list[str]:

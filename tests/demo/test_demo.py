@@ -50,25 +50,32 @@ def demo_out(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 
 
 def test_demo_cli_quick_writes_report_and_table(demo_out: tuple[Path, str]) -> None:
+    """The quick demo evaluates the shipped zoo pair now (on the tiny split), trains both rules for a few steps
+    and writes a report that says which numbers were computed now and which were shipped."""
     out, printed = demo_out
-    for word in ("IoU_anchor-based", "Mutual Guidance", "AP75", "APs", "misalign", "train time", "report.md"):
-        assert word in printed
+    for word in ("static IoU matching", "Mutual Guidance", "zoo:retinanet_mbv2_iou", "zoo:retinanet_mbv2_mg",
+                 "evaluated now", "AP when shipped", "trained now", "AP75", "APs", "misalign", "train time",
+                 "report.md"):  # fmt: skip
+        assert word in printed, word
     report = out / "report"
     for name in ("report.md", "table.png", "curves.png", "detections_1.png", "detections_2.png"):
         assert (report / name).is_file() and (report / name).stat().st_size > 0, name
     md = (report / "report.md").read_text()
-    assert "![curves](curves.png)" in md and "| Mutual Guidance" in md
+    first = md.splitlines()[2]  # the headline: what MG does, from the live evaluation
+    assert first.startswith("**Mutual Guidance vs static IoU matching") and "evaluated now" in first
+    assert "this demo took" in md and "logical cores" in md and "**shipped**: zoo:retinanet_mbv2_iou" in md
+    assert "![curves](curves.png)" in md and "| Mutual Guidance" in md and "## Trained now:" in md
     for run in ("retinanet_mbv2_iou_s0", "retinanet_mbv2_mg_s0"):
-        rec = json.loads((out / "runs" / run / "metrics.json").read_text())
+        rec = json.loads((out / "live_quick" / "runs" / run / "metrics.json").read_text())
         assert set(rec["metrics"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "misalign"}
-        cfg = yaml.safe_load((out / "runs" / run / "config.yaml").read_text())
+        cfg = yaml.safe_load((out / "live_quick" / "runs" / run / "config.yaml").read_text())
         assert cfg["train"]["seed"] == 0 and cfg["model"]["pretrained"] == "offline"
 
 
 def test_reproduce_is_resumable(bench: Path, demo_out: tuple[Path, str]) -> None:
     """The demo's two runs are cells of the reproduce grid: finished ones are skipped, an unfinished one
     (checkpoint but no metrics.json) resumes; results.json/md/png are written with mean ± std."""
-    out = demo_out[0]
+    out = demo_out[0] / "live_quick"
     kwargs = dict(out=out, detectors=["retinanet_mbv2"], strategies=["iou", "mg"], seeds=[0], data=bench,
                   quick=True, progress=False)  # fmt: skip
     iou_dir, mg_dir = out / "runs" / "retinanet_mbv2_iou_s0", out / "runs" / "retinanet_mbv2_mg_s0"
@@ -182,7 +189,8 @@ def test_grid_config_and_strategy_names(tmp_path: Path) -> None:
 
 
 def test_cli_help_lists_options(capsys: pytest.CaptureFixture) -> None:
-    for verb, opts in (("demo", ("--out", "--data", "--epochs", "--size", "--seed", "--quick")),
+    for verb, opts in (("demo", ("--out", "--data", "--train-epochs", "--no-train", "--full", "--size", "--seed",
+                                 "--quick")),
                        ("reproduce", ("--detectors", "--strategies", "--seeds", "--epochs", "--out", "--quick",
                                       "--full", "--config-dir", "--data"))):  # fmt: skip
         with pytest.raises(SystemExit):
@@ -212,7 +220,7 @@ def test_assignment_overlap_script_on_a_demo_checkpoint(demo_out: tuple[Path, st
     import subprocess
     import sys
 
-    ckpt = demo_out[0] / "runs" / "retinanet_mbv2_mg_s0" / "last.pth"
+    ckpt = demo_out[0] / "live_quick" / "runs" / "retinanet_mbv2_mg_s0" / "last.pth"
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "assignment_overlap.py"), str(ckpt),
                            "--images", "3"], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr

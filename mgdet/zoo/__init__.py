@@ -1,0 +1,49 @@
+"""The project's own trained detectors, shipped with the package: ``zoo:NAME`` works wherever a checkpoint
+path does (``mgdet eval zoo:retinanet_mbv2_mg``), and in Python:
+
+```python
+from mgdet.zoo import load_detector, names
+det = load_detector("retinanet_mbv2_mg")   # float32, eval mode; backbone from the installed ImageNet file
+```
+
+* :mod:`~mgdet.zoo.catalog` - names, manifests, the dataset fingerprint (torch-free).
+* :mod:`~mgdet.zoo.store` - the weight files: half precision, sha256-checked, backbone from the ImageNet file.
+* :mod:`~mgdet.zoo.pack` - a finished training run -> a zoo folder (``scripts/make_zoo.sh``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mgdet.zoo.catalog import (
+    DEMO_PAIR,
+    PREFIX,
+    ZooError,
+    dataset_fingerprint,
+    is_zoo_ref,
+    names,
+    read_manifest,
+    zoo_dir,
+)
+
+__all__ = ["DEMO_PAIR", "PREFIX", "ZooError", "dataset_fingerprint", "is_zoo_ref", "load_detector", "load_state",
+           "names", "read_manifest", "zoo_dir"]  # fmt: skip
+
+
+def load_state(name: str, root: str | Path | None = None) -> dict[str, Any]:
+    """Zoo detector ``name`` as a checkpoint-like dict (see :func:`mgdet.zoo.store.load_state`)."""
+    from mgdet.zoo.store import load_state as _load
+
+    return _load(name, root)
+
+
+def load_detector(name: str, map_location: Any = "cpu") -> Any:
+    """Zoo detector ``name`` (``NAME`` or ``zoo:NAME``) as a float32 ``Detector`` in eval mode; its manifest is
+    ``det.zoo_manifest``."""
+    from mgdet.engine.checkpoint import load_detector as _load
+
+    ref = name if is_zoo_ref(name) else PREFIX + name
+    det, _ = _load(ref, map_location=map_location)
+    det.zoo_manifest = read_manifest(ref)
+    return det
