@@ -314,6 +314,9 @@ def train(
             det.load_state_dict(state["model"])
         except RuntimeError as e:
             raise CheckpointError(f"{resume}: weights do not fit this config's model: {str(e)[:300]}") from None
+        if not isinstance(state.get("optimizer"), dict) or "rng" not in state:
+            raise CheckpointError(f"{resume}: holds weights only (no optimiser or RNG state, e.g. a zoo detector), "
+                                  "so it cannot be resumed; resume from a run's last.pth")  # fmt: skip
         opt.load_state_dict(state["optimizer"])
         if ema is not None and state.get("ema") is not None:
             ema.module.load_state_dict(state["ema"])

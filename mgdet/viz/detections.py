@@ -54,8 +54,9 @@ def draw_boxes(
         rect.set_gid("gt" if dotted else "det")
         ax.add_patch(rect)
         text = _label(class_names, lab) + ("" if sc is None else f" {sc[i]:.2f}")
+        top = y1 < 10  # a label above a box at the top edge would be cut off: put it inside the box
         ax.text(
-            x1, y1, text, fontsize=7, color="black", va="bottom", ha="left", clip_on=True,
+            x1, y1, text, fontsize=7, color="black", va="top" if top else "bottom", ha="left", clip_on=True,
             bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.0, "alpha": 0.85},
         )  # fmt: skip
 

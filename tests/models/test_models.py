@@ -181,8 +181,11 @@ TRAIN = [
 def test_sgd_steps_reduce_loss(combo: tuple, strategy: str) -> None:
     name, backbone, kw = combo
     # ATSS takes every anchor of 9 locations per level as candidates (6 anchors per location here): several
-    # times more regression samples per GT, so its loss, mostly regression, falls more slowly per step
-    losses = _train_losses(name, backbone, strategy, steps=7 if strategy == "atss" else 5, **kw)
+    # times more regression samples per GT, so its loss, mostly regression, falls more slowly per step.
+    # Task-aligned targets move with the predictions (t = s·u⁶, normalised per GT): its loss can stay flat for
+    # the first 5 steps (seen on an Intel Xeon: 2.196 -> 2.134 for FSSD), and falls by 15 % after 8.
+    steps = {"atss": 7, "task_aligned": 8}.get(strategy, 5)
+    losses = _train_losses(name, backbone, strategy, steps=steps, **kw)
     assert losses[-1] < losses[0] * 0.97, losses
 
 

@@ -200,3 +200,13 @@ def test_pack_round_trips_and_refuses_what_it_cannot_store(quick_run: Path, tmp_
     (moved / "metrics.json").unlink()
     with pytest.raises(ZooError, match="not a finished run"):
         pack_run(moved, tmp_path / "zoo2", progress=False)
+
+
+def test_a_zoo_detector_cannot_be_resumed_as_a_run(tiny_dataset: Path, tmp_path: Path) -> None:
+    """A zoo detector holds weights only: ``--resume zoo:NAME`` is one clear line, and nothing is written."""
+    cfg = REPO / "configs" / "benchmark" / "retinanet_mbv2_mg.yaml"
+    out = tmp_path / "run"
+    rc, _, err = _run(["train", str(cfg), f"data.root={tiny_dataset}", f"output_dir={out}", "data.num_workers=0",
+                       "--resume", f"zoo:{DEMO_PAIR[1]}", "--no-progress", "--no-tensorboard"])  # fmt: skip
+    assert rc == 2 and "holds weights only" in err and "cannot be resumed" in err, err
+    assert not (out / "last.pth").exists()
