@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise MgdetError("--full trains the whole recipe: use it without --no-train and --train-epochs")
     res = run_demo(out=args.out, data=args.data, train_epochs=args.train_epochs, train=not args.no_train,
                    full=args.full, size=args.size, seed=args.seed, quick=args.quick, overrides=args.set,
-                   progress=not args.no_progress)  # fmt: skip
+                   progress=not args.no_progress, workers=2)  # fmt: skip
     print(res.table)
     if res.grid is not None and res.grid.interrupted:
         print("interrupted: run `mgdet demo` again with the same options to continue", file=sys.stderr)

@@ -31,6 +31,7 @@ from mgdet.demo.recipe import (
     recipe_summary,
 )
 from mgdet.demo.runner import GridResult, RunRecord, RunSpec, machine_description, run_grid
+from mgdet.zoo.catalog import short_machine
 
 #: Benchmark size used by ``--quick`` when no ``--data`` is given (seconds to generate).
 QUICK_BENCHMARK = {"num_train": 24, "num_val": 8, "image_size": 128}
@@ -55,10 +56,13 @@ def ensure_benchmark(
     seed: int = 0,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    workers: int = 1,
 ) -> Path:
     """Use the dataset at ``root`` if there is one, else generate the benchmark there (tiny with ``quick``).
 
     A folder with ``benchmark.json`` or a VOC ``ImageSets`` folder is used as it is (whatever its size).
+    ``workers > 1`` renders in that many processes (see :func:`mgdet.data.benchmark.generate_benchmark`: only
+    from a program whose main module is importable, e.g. the ``mgdet`` command).
     """
     from tqdm import tqdm
 
@@ -79,7 +83,7 @@ def ensure_benchmark(
         bar.total, bar.n = total, done
         bar.refresh()
 
-    info = generate_benchmark(root, seed=seed, progress=tick, **params)
+    info = generate_benchmark(root, seed=seed, progress=tick, workers=1 if quick else workers, **params)
     bar.close()
     log(f"dataset: done in {info.seconds:.0f} s")
     return root
@@ -135,6 +139,7 @@ def run_demo(
     progress: bool = True,
     report: bool = True,
     log: Callable[[str], None] = print,
+    workers: int = 1,
 ) -> DemoResult:
     """Benchmark (generated if missing) -> the zoo's static IoU and Mutual Guidance detectors evaluated now ->
     the same two rules trained now from ImageNet for ``train_epochs`` (``full``: the whole recipe) -> tables and a
@@ -142,7 +147,8 @@ def run_demo(
 
     Finished live runs in ``out/live_<N>ep/runs`` (``--quick``: ``live_quick``) are reused (an interrupted
     demo continues where it stopped).
-    ``quick``: a tiny benchmark and a few training steps (tests).
+    ``quick``: a tiny benchmark and a few training steps (tests). ``workers``: processes that render a missing
+    benchmark (see :func:`ensure_benchmark`).
     """
     from mgdet.demo.live import evaluate_zoo
     from mgdet.demo.report import demo_rows, headline, write_demo_report, zoo_rows
@@ -153,7 +159,7 @@ def run_demo(
     out = Path(out)
     if data is None:
         data = out / "benchmark_quick" if quick else Path(DEFAULT_DATA)
-    root = ensure_benchmark(data, quick=quick, progress=progress, log=log)
+    root = ensure_benchmark(data, quick=quick, progress=progress, log=log, workers=workers)
     evals, val = evaluate_zoo(DEMO_PAIR, root, progress=progress, log=log)
     zh, zr = zoo_rows(evals)
     tables = ["trained detectors from the zoo, evaluated now on the validation split (%):",
@@ -172,15 +178,15 @@ def run_demo(
         steps = cfg.train.epochs * max(cfg.train.images_per_epoch // cfg.train.batch_size, 1)
         steps = min(steps, cfg.train.max_iters) if cfg.train.max_iters else steps
         shipped = read_manifest(DEMO_PAIR[0]).get("iters", "?")
-        live_label = (f"static IoU and Mutual Guidance from ImageNet, {cfg.train.epochs} epoch"
-                      f"{'s' if cfg.train.epochs > 1 else ''} of {cfg.train.images_per_epoch} images ({steps} steps; "
+        live_label = (f"static IoU and Mutual Guidance from ImageNet, {_epochs(cfg.train.epochs)} of "
+                      f"{cfg.train.images_per_epoch} images ({steps} steps; "
                       f"the zoo's detectors: {shipped}), seed {seed}, the recipe's cosine schedule compressed into "
                       "the short run")  # fmt: skip
         log(f"training now: {live_label}")
         grid = run_grid(specs, progress=progress, log=log)
         if grid.records:
             headers, rows = demo_rows(grid.records)
-            tables += [f"trained now ({cfg.train.epochs} epochs, {steps} steps), evaluated on the same split (%):",
+            tables += [f"trained now ({_epochs(cfg.train.epochs)}, {steps} steps), evaluated on the same split (%):",
                        format_table(rows, headers, float_fmt=".1f")]  # fmt: skip
         if full and len(grid.records) == 2:
             tables.append(_full_comparison(evals, grid.records))
@@ -205,19 +211,27 @@ def run_demo(
     return DemoResult(evals, grid, table, report_dir, files, time.perf_counter() - t0, head)
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("s" if n != 1 else "")
+
+
 def _shipped_line(evals: Sequence[ZooEval]) -> str:
     """Where the zoo detectors come from: config, steps, training time and machine (from their manifests)."""
     parts = []
     for e in evals:
         m = e.manifest
         minutes = float(m.get("train_time_s") or 0) / 60
-        parts.append(f"zoo:{e.name} ({m.get('config_file', '?')}, {m.get('iters', '?')} steps, "
-                     f"{minutes:.1f} min of training on {m.get('machine', '?')})")  # fmt: skip
-    return "; ".join(parts) + " — trained by scripts/make_zoo.sh; weights, manifests and curves in mgdet/zoo/detectors"
+        where = short_machine(str(m.get("machine", "?")))
+        parts.append(f"zoo:{e.name} ({m.get('config_file', '?')}, {m.get('iters', '?')} steps, {minutes:.1f} min of "
+                     f"training on {where}, packed {m.get('packed', '?')})")  # fmt: skip
+    return ("; ".join(parts) + " — trained by scripts/make_zoo.sh, weights, manifests and curves in "
+            "mgdet/zoo/detectors (`mgdet zoo NAME` shows one); one seed each, the mean over three seeds is in "
+            "docs/results/benchmark.md")  # fmt: skip
 
 
 def _full_comparison(evals: Sequence[ZooEval], records: Sequence[RunRecord]) -> str:
     """``--full``: the live runs' AP against the zoo detectors' (same recipe and seed)."""
+    from mgdet.demo.report import DEMO_TITLES
     from mgdet.engine.table import format_table
 
     by = {r.strategy: r for r in records}
@@ -225,7 +239,7 @@ def _full_comparison(evals: Sequence[ZooEval], records: Sequence[RunRecord]) -> 
     for e in evals:
         r = by.get(e.strategy)
         if r is not None:
-            rows.append([STRATEGY_TITLES.get(e.strategy, e.strategy), 100 * r.metrics["AP"], 100 * e.metrics["AP"],
+            rows.append([DEMO_TITLES.get(e.strategy, e.strategy), 100 * r.metrics["AP"], 100 * e.metrics["AP"],
                          100 * (r.metrics["AP"] - e.metrics["AP"])])  # fmt: skip
     return "full recipe trained now vs the zoo (AP %, same recipe and seed; CPU kernels differ between machines):\n" + (
         format_table(rows, ["strategy", "trained now", "zoo", "difference"], float_fmt=".1f")

@@ -124,7 +124,7 @@ def headline(evals: Sequence[Any]) -> str:
 
     def cmp(key: str, name: str, unit: str = "") -> str:
         x, y = 100 * b.metrics.get(key, math.nan), 100 * a.metrics.get(key, math.nan)
-        return f"{name} {x:.1f}{unit} vs {y:.1f}{unit} ({signed(x - y)})"
+        return f"{name}{' ' if name else ''}{x:.1f}{unit} vs {y:.1f}{unit} ({signed(x - y)})"
 
     return (f"{DEMO_TITLES.get(b.strategy, b.strategy)} vs {DEMO_TITLES.get(a.strategy, a.strategy)}, the same "
             f"RetinaNet-MobileNetV2 trained with the same recipe and seed, evaluated now: {cmp('AP', 'AP')}, "

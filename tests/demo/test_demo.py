@@ -258,3 +258,22 @@ def test_parallel_grid_script_trains_cells_at_once_and_writes_the_table(tmp_path
         assert (out / "runs" / cell / "metrics.json").is_file() and (out / "logs" / f"{cell}.log").is_file()
     md = (out / "results.md").read_text()
     assert "**runs finished**: 2 / 2" in md and "Mutual Guidance" in md
+
+
+def test_demo_full_compares_the_live_runs_with_the_zoo_and_refuses_conflicting_options() -> None:
+    from types import SimpleNamespace
+
+    from mgdet.demo.pipeline import _full_comparison
+
+    evals = [SimpleNamespace(name="retinanet_mbv2_iou", strategy="iou", metrics={"AP": 0.421}),
+             SimpleNamespace(name="retinanet_mbv2_mg", strategy="mutual_guidance", metrics={"AP": 0.422})]  # fmt: skip
+    records = [_record("iou", 0, 0.415, 0.47), _record("mutual_guidance", 0, 0.43, 0.49)]
+    text = _full_comparison(evals, records)
+    assert "full recipe trained now vs the zoo" in text
+    rows = [line for line in text.splitlines() if "static IoU" in line or "Mutual Guidance" in line]
+    assert "41.5" in rows[0] and "42.1" in rows[0] and "-0.6" in rows[0]
+    assert "43.0" in rows[1] and "42.2" in rows[1] and "0.8" in rows[1]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["demo", "--full", "--no-train"]) == 2
+    assert "--full trains the whole recipe" in err.getvalue()
