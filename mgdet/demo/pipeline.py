@@ -197,7 +197,8 @@ def run_demo(
     info = {
         "time": f"this demo took {(time.perf_counter() - t0) / 60:.1f} min (before the report) on "
                 f"{machine_description()}",
-        "dataset": f"{root}, validation split ({len(val)} images)",
+        "dataset": f"{root}, validation split ({len(val)} images; the zoo pair evaluated in "
+                   f"{evals[0].eval_time_s:.0f} s)",
         "computed now": "the zoo detectors' metrics and pictures"
                         + (f"; the live runs ({live_label})" if train else " (live training skipped: --no-train)"),
         "shipped": _shipped_line(evals),

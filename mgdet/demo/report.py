@@ -99,20 +99,20 @@ def plot_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str
 
 
 def zoo_rows(evals: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
-    """Headers and rows of the zoo table: the shipped detectors evaluated now (%), the AP recorded when they
-    were shipped, the evaluation time; with two detectors a difference row (second − first)."""
-    headers = ["zoo detector", *(c[0] for c in DEMO_COLUMNS), "AP when shipped", "eval time"]
+    """Headers and rows of the zoo table: the shipped detectors evaluated now (%) and the AP recorded when they
+    were shipped; with two detectors a difference row (second − first)."""
+    headers = ["zoo detector", *(c[0] for c in DEMO_COLUMNS), "AP when shipped"]
     rows = []
     for e in evals:
         cells: list[Any] = [f"{DEMO_TITLES.get(e.strategy, e.strategy)} (zoo:{e.name})"]
         cells += [e.metrics.get(k, math.nan) * s for _, k, s in DEMO_COLUMNS]
-        cells += [100 * e.shipped_ap, f"{e.eval_time_s:.0f} s"]
+        cells += [100 * e.shipped_ap]
         rows.append(cells)
     if len(evals) == 2:
         a, b = evals
         label = f"{SHORT.get(b.strategy, b.strategy)} − {SHORT.get(a.strategy, a.strategy)}"
         rows.append([label, *((b.metrics.get(k, math.nan) - a.metrics.get(k, math.nan)) * s
-                              for _, k, s in DEMO_COLUMNS), 100 * (b.shipped_ap - a.shipped_ap), "-"])  # fmt: skip
+                              for _, k, s in DEMO_COLUMNS), 100 * (b.shipped_ap - a.shipped_ap)])  # fmt: skip
     return headers, rows
 
 

@@ -44,23 +44,69 @@ def run_dataset(
 ) -> tuple[list[dict], list[dict], list[FailedSample]]:
     """Detections (original pixels) for every image of ``dataset``; optionally the pre-NMS candidates; the
     images that failed to decode (skipped under ``data.on_error=skip``)."""
-    det.eval()
-    ds = DetectionDataset(dataset, EvalTransform(det.input_size), train=False)
+    (dets, pre), failed = run_dataset_many([det], dataset, ecfg, device, num_workers, progress, with_pre_nms)
+    return dets[0], pre[0], failed
+
+
+def same_backbone(dets: Sequence[torch.nn.Module]) -> bool:
+    """True when every detector has the same backbone weights, input normalisation and memory format (e.g. zoo
+    detectors, which all read the same frozen ImageNet file): their backbone features are then identical."""
+    first = dets[0]
+    ref = first.backbone.state_dict()
+    for det in dets[1:]:
+        if type(det.backbone) is not type(first.backbone) or det.channels_last != first.channels_last:
+            return False
+        if repr(det.backbone) != repr(first.backbone):  # same structure (layers and their settings)
+            return False
+        if not (torch.equal(det.mean, first.mean) and torch.equal(det.std, first.std)):
+            return False
+        other = det.backbone.state_dict()
+        if other.keys() != ref.keys() or not all(torch.equal(other[k], v) for k, v in ref.items()):
+            return False
+    return True
+
+
+@torch.no_grad()
+def run_dataset_many(
+    dets: Sequence[torch.nn.Module],
+    dataset,
+    ecfg: EvalConfig,
+    device: torch.device,
+    num_workers: int = 0,
+    progress: bool = True,
+    with_pre_nms: bool = False,
+) -> tuple[tuple[list[list[dict]], list[list[dict]]], list[FailedSample]]:
+    """:func:`run_dataset` for several detectors in one pass over the images (decoded once): per detector the
+    detections and the pre-NMS candidates, and the images that failed. When the detectors share their backbone
+    (:func:`same_backbone`), its features are computed once per batch: the same numbers, less time."""
+    sizes = {str(det.input_size) for det in dets}
+    if len(sizes) > 1:
+        raise ValueError(f"detectors evaluated in one pass need the same input size, got {sorted(sizes)}")
+    for det in dets:
+        det.eval()
+    shared = len(dets) > 1 and same_backbone(dets)
+    ds = DetectionDataset(dataset, EvalTransform(dets[0].input_size), train=False)
     loader = DataLoader(ds, batch_size=ecfg.batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_detections)  # fmt: skip
-    dets, pre, failed = [], [], []
+    dets_out: list[list[dict]] = [[] for _ in dets]
+    pre_out: list[list[dict]] = [[] for _ in dets]
+    failed: list[FailedSample] = []
     for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
         failed += batch.failed
         if len(batch) == 0:
             continue
-        out = det(batch.images.to(device))
-        kept = det.predict(out, ecfg.score_thresh, ecfg.nms_iou, ecfg.max_det, ecfg.pre_nms_topk)
-        raw = det.candidates(out, MISALIGN_SCORE, ecfg.pre_nms_topk) if with_pre_nms else None
-        for i, meta in enumerate(batch.metas):
-            dets.append(_to_original(kept[i], meta["scale"], meta["image_id"]))
-            if raw is not None:
-                pre.append(_to_original(raw[i], meta["scale"], meta["image_id"]))
-    return dets, pre, failed
+        images = batch.images.to(device)
+        hw = (int(images.shape[-2]), int(images.shape[-1]))
+        features = dets[0].backbone_features(images) if shared else None
+        for j, det in enumerate(dets):
+            out = det.forward_features(features, hw) if shared else det(images)
+            kept = det.predict(out, ecfg.score_thresh, ecfg.nms_iou, ecfg.max_det, ecfg.pre_nms_topk)
+            raw = det.candidates(out, MISALIGN_SCORE, ecfg.pre_nms_topk) if with_pre_nms else None
+            for i, meta in enumerate(batch.metas):
+                dets_out[j].append(_to_original(kept[i], meta["scale"], meta["image_id"]))
+                if raw is not None:
+                    pre_out[j].append(_to_original(raw[i], meta["scale"], meta["image_id"]))
+    return (dets_out, pre_out), failed
 
 
 def evaluate_model(
@@ -72,17 +118,32 @@ def evaluate_model(
     progress: bool = True,
 ) -> EvalResult:
     """COCO + VOC metrics (and the misalignment rate, in ``metrics["misalign"]``) of ``det`` on ``dataset``."""
-    dets, pre, failed = run_dataset(det, dataset, ecfg, device, num_workers, progress, with_pre_nms=True)
+    return evaluate_models([det], dataset, ecfg, device, num_workers, progress)[0]
+
+
+def evaluate_models(
+    dets: Sequence[torch.nn.Module],
+    dataset,
+    ecfg: EvalConfig,
+    device: torch.device,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> list[EvalResult]:
+    """:func:`evaluate_model` of each detector, in one pass over the images (see :func:`run_dataset_many`)."""
+    (all_dets, all_pre), failed = run_dataset_many(dets, dataset, ecfg, device, num_workers, progress, True)
     gone = {f.image_id for f in failed}  # images that failed to decode are left out of the GT as well
     gts = [g for g in dataset.coco_gt() if g["image_id"] not in gone]
     # COCO data: official crowd semantics for iscrowd boxes; VOC/YOLO: "difficult" = neither TP nor FP
     ignore_mode = "crowd" if isinstance(dataset, CocoDataset) else "difficult"
-    result = evaluate(gts, dets, list(dataset.class_names), ignore_mode=ignore_mode)
-    result.misaligned = misaligned_detections(gts, pre, dets, score_thresh=MISALIGN_SCORE)
-    kept = sum(int((d["scores"] >= MISALIGN_SCORE).sum()) for d in dets)
-    result.metrics["misalign"] = len(result.misaligned) / kept if kept else 0.0
-    result.skipped_images = [f.message for f in failed]
-    return result
+    results = []
+    for dets_j, pre_j in zip(all_dets, all_pre):
+        result = evaluate(gts, dets_j, list(dataset.class_names), ignore_mode=ignore_mode)
+        result.misaligned = misaligned_detections(gts, pre_j, dets_j, score_thresh=MISALIGN_SCORE)
+        kept = sum(int((d["scores"] >= MISALIGN_SCORE).sum()) for d in dets_j)
+        result.metrics["misalign"] = len(result.misaligned) / kept if kept else 0.0
+        result.skipped_images = [f.message for f in failed]
+        results.append(result)
+    return results
 
 
 def iter_images(paths: Sequence[str | Path]) -> Iterator[Path]:
