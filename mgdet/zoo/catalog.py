@@ -137,6 +137,7 @@ def short_machine(machine: str) -> str:
     threads = next((p[p.index("(") + 1 : p.index(")")] for p in parts if "threads)" in p), "")
     gpu = next((p for p in parts[1:] if "GPU" in p and p != "no GPU" or "NVIDIA" in p), "")
     text = parts[0] + (f" + {gpu}" if gpu else "")
+    threads = "1 thread" if threads == "1 threads" else threads
     return f"{text} ({threads})" if threads else text
 
 
