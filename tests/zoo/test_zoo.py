@@ -240,3 +240,23 @@ def test_zoo_detectors_evaluated_together_share_the_backbone_and_give_the_same_n
     with torch.no_grad():
         dets[1].backbone.features[0][0].weight.mul_(1.01)
     assert not same_backbone(dets)
+
+
+def test_a_damaged_manifest_or_another_backbone_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo_dir() / DEMO_PAIR[1], root / DEMO_PAIR[1])
+    monkeypatch.setenv(ENV_DIR, str(root))
+    manifest = root / DEMO_PAIR[1] / "manifest.json"
+    data = json.loads(manifest.read_text())
+    # the backbone file the detector was trained with is named by its sha256: another file is refused
+    manifest.write_text(json.dumps({**data, "backbone": {**data["backbone"], "sha256": "0" * 64}}))
+    with pytest.raises(ZooError, match="mobilenet_v2-b0353104.pth: sha256 is not the 0000"):
+        load_state(DEMO_PAIR[1])
+    manifest.write_text(json.dumps({k: v for k, v in data.items() if k != "weights"}))
+    with pytest.raises(ZooError, match="manifest.json: field 'weights' missing"):
+        load_state(DEMO_PAIR[1])
+    manifest.write_text("{not json")
+    rc, _, err = _run(["zoo", DEMO_PAIR[1]])
+    assert rc == 2 and "not a readable JSON manifest" in err and len(err.strip().splitlines()) == 1
