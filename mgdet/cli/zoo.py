@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from mgdet.zoo.catalog import summary_rows, zoo_dir
 
     if args.pack:
-        from mgdet.zoo.pack import pack_run
+        from mgdet.demo.pack import pack_run
 
         for run_dir in args.pack:
             pack_run(run_dir, args.out, command=args.command, overwrite=args.overwrite,

@@ -4,6 +4,8 @@
 * :mod:`~mgdet.demo.recipe` - the CPU recipe and per-run configurations.
 * :mod:`~mgdet.demo.runner` - the resumable grid of runs and the mean ± std summary.
 * :mod:`~mgdet.demo.report` - tables, figures, markdown.
+* :mod:`~mgdet.demo.live` - the live evaluation of the zoo's detectors (``mgdet demo``).
+* :mod:`~mgdet.demo.pack` - a finished run -> a zoo detector (``mgdet zoo --pack``).
 * :mod:`~mgdet.demo.pipeline` - :func:`run_demo`, :func:`run_reproduce`.
 """
 

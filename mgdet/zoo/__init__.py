@@ -8,7 +8,9 @@ det = load_detector("retinanet_mbv2_mg")   # float32, eval mode; backbone from t
 
 * :mod:`~mgdet.zoo.catalog` - names, manifests, the dataset fingerprint (torch-free).
 * :mod:`~mgdet.zoo.store` - the weight files: half precision, sha256-checked, backbone from the ImageNet file.
-* :mod:`~mgdet.zoo.pack` - a finished training run -> a zoo folder (``scripts/make_zoo.sh``).
+
+Packing a finished training run into a zoo folder is :mod:`mgdet.demo.pack` (it reads the run grid's records,
+so it lives with the grid; the zoo itself does not import :mod:`mgdet.demo`).
 """
 
 from __future__ import annotations

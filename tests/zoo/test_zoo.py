@@ -16,9 +16,9 @@ import yaml
 
 from mgdet.cli import main
 from mgdet.data.benchmark import DEFAULT_NUM_VAL, generate_benchmark
+from mgdet.demo.pack import MAX_DETECTOR_BYTES, pack_run
 from mgdet.zoo import DEMO_PAIR, ZooError, dataset_fingerprint, load_detector, load_state, names, read_manifest
 from mgdet.zoo.catalog import ENV_DIR, HISTORY_FILE, WEIGHTS_FILE, zoo_dir
-from mgdet.zoo.pack import MAX_DETECTOR_BYTES, pack_run
 
 REPO = Path(__file__).resolve().parents[2]
 ZOO = names()

@@ -1,4 +1,4 @@
-"""A finished training run -> a zoo detector folder (``mgdet zoo --pack RUN_DIR``, ``scripts/make_zoo.sh``).
+"""A finished run of the grid -> a zoo detector folder (``mgdet zoo --pack RUN_DIR``, ``scripts/make_zoo.sh``).
 
 The run must be finished (``metrics.json`` of :mod:`mgdet.demo.runner`: metrics at the end of training, the
 machine, the training time) and trained with a frozen ImageNet backbone. Its neck and head are stored in half
