@@ -283,6 +283,7 @@ def run_reproduce(
         root = Path(data) if data is not None else None
     extra = (weights_overrides(log) if config_dir is None else []) + list(quick_overrides() if quick else [])
     extra += list(overrides)
+    detectors, strategies, seeds = distinct_cells(detectors, strategies, seeds, log)
     specs = _specs(detectors, strategies, seeds, out, root, Path(config_dir) if config_dir else None, epochs, extra)
     log(f"reproduce: {len(specs)} runs ({len(detectors)} detectors x {len(strategies)} strategies x "
         f"{len(seeds)} seeds) in {out / 'runs'}")  # fmt: skip
@@ -310,6 +311,23 @@ def run_reproduce(
     files = write_grid_results(grid.records, Path(results_dir) if results_dir else out, info, stem=results_name,
                                extra={"anchor_coverage": coverage})  # fmt: skip
     return grid, files
+
+
+def distinct_cells(
+    detectors: Sequence[str], strategies: Sequence[str], seeds: Sequence[int], log: Callable[[str], None] = print
+) -> tuple[list[str], list[str], list[int]]:
+    """The grid's axes without repeats, in first-seen order: strategies compared by their full name (``mg`` and
+    ``mutual_guidance`` are one), seeds as integers. A removed repeat is logged: one run is never counted (or
+    trained) twice as if it were two."""
+    out: list[list] = []
+    for axis, values, key in (("detectors", detectors, str), ("strategies", strategies, parse_strategy),
+                              ("seeds", seeds, int)):  # fmt: skip
+        canonical = [key(v) for v in values]
+        kept = list(dict.fromkeys(canonical))
+        if len(kept) < len(canonical):
+            log(f"reproduce: repeated {axis} removed ({', '.join(map(str, values))} -> {', '.join(map(str, kept))})")
+        out.append(kept)
+    return out[0], out[1], out[2]
 
 
 def _training_machines(records: Sequence[RunRecord]) -> str:

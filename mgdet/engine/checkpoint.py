@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 import mgdet
+from mgdet.engine.config import MAX_WIDTH
 from mgdet.errors import MgdetError
 
 
@@ -96,7 +97,7 @@ def _not_a_checkpoint(path: Path, detail: str = "") -> str:
 #: ranges of the checkpoint fields checked before a detector is built (a crafted file cannot allocate much)
 MAX_CLASSES = 10_000
 INPUT_SIZE_RANGE = (32, 4096)
-WIDTH_RANGE = (1, 4096)
+WIDTH_RANGE = (1, MAX_WIDTH)
 
 
 def validate_fields(state: dict[str, Any], path: str | Path) -> dict[str, Any]:

@@ -7,8 +7,10 @@ the top-level keys ``output_dir`` and ``device``. Overrides are ``section.key=va
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -179,12 +181,12 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(float(value)):  # YAML reads 1e309 and .inf as infinity
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -226,6 +228,12 @@ def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
     return cls(**kwargs)
 
 
+#: upper bound of model.width / head_depth: the range a checkpoint's model_config is checked against
+MAX_WIDTH = 4096
+#: stages of every backbone (stage k ends at stride 2^k): model.frozen_stages is 0..BACKBONE_STAGES
+BACKBONE_STAGES = 5
+
+
 def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
     """Cross-field checks that types alone cannot express."""
     t, d = cfg.train, cfg.data
@@ -246,7 +254,13 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (0 <= t.neg_iou <= t.pos_iou <= 1, "need 0 <= train.neg_iou <= train.pos_iou <= 1"),
         (d.input_size >= 32 and d.input_size % 32 == 0, "data.input_size must be a multiple of 32 (>= 32)"),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
-        (cfg.model.width >= 8, "model.width must be >= 8"),
+        (8 <= cfg.model.width <= MAX_WIDTH, f"model.width must be from 8 to {MAX_WIDTH}"),
+        (1 <= cfg.model.head_depth <= MAX_WIDTH, f"model.head_depth must be from 1 to {MAX_WIDTH}"),
+        (0 <= cfg.model.frozen_stages <= BACKBONE_STAGES,
+         f"model.frozen_stages must be from 0 (none) to {BACKBONE_STAGES} (the whole backbone)"),
+        (t.max_iters >= 0, "train.max_iters must be >= 0 (0 = no limit)"),
+        (t.eval_interval >= 0, "train.eval_interval must be >= 0 (0 = only at the end)"),
+        (bool(str(cfg.output_dir).strip()), "output_dir must not be empty (it would train into the current folder)"),
         (cfg.model.anchor_base > 0, "model.anchor_base must be > 0"),
         (cfg.eval.max_det >= 1, "eval.max_det must be >= 1"),
     ]

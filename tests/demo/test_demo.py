@@ -277,3 +277,16 @@ def test_demo_full_compares_the_live_runs_with_the_zoo_and_refuses_conflicting_o
     with contextlib.redirect_stderr(err):
         assert main(["demo", "--full", "--no-train"]) == 2
     assert "--full trains the whole recipe" in err.getvalue()
+
+
+def test_repeated_strategies_seeds_and_detectors_are_removed_with_a_note() -> None:
+    """``--strategies mg,mutual_guidance --seeds 0,0`` is one run, never reported as two (issue 22, item 9)."""
+    from mgdet.demo.pipeline import distinct_cells
+
+    log: list[str] = []
+    cells = distinct_cells(["retinanet_mbv2", "retinanet_mbv2"], ["mg", "iou", "mutual_guidance"], [0, 0, 1],
+                           log.append)  # fmt: skip
+    assert cells == (["retinanet_mbv2"], ["mutual_guidance", "iou"], [0, 1])
+    assert len(log) == 3 and "repeated strategies removed (mg, iou, mutual_guidance -> mutual_guidance, iou)" in log[1]
+    log.clear()
+    assert distinct_cells(["fssd_mbv2"], ["iou"], [2], log.append) == (["fssd_mbv2"], ["iou"], [2]) and not log

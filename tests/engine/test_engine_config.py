@@ -55,6 +55,16 @@ def test_overrides(tmp_path):
         ({"data": {"augment": "mosaic"}}, "data.augment must be true, false, ssd, flip or none"),
         ({"data": {"augment": 1}}, "data.augment"),
         ({"train": {"backbone_lr_mult": -1}}, "train.backbone_lr_mult must be >= 0"),
+        # issue 22: values that used to train with exit 0 and leave a useless or NaN run behind
+        ({"train": {"lr": float("inf")}}, "train.lr: expected a finite number, got inf"),
+        ({"train": {"lr": "1e309"}}, "train.lr: expected a finite number"),
+        ({"loss": {"focal_alpha": float("nan")}}, "loss.focal_alpha: expected a finite number"),
+        ({"train": {"max_iters": -1}}, "train.max_iters must be >= 0"),
+        ({"train": {"eval_interval": -2}}, "train.eval_interval must be >= 0"),
+        ({"model": {"head_depth": 0}}, "model.head_depth must be from 1 to 4096"),
+        ({"model": {"frozen_stages": 6}}, "model.frozen_stages must be from 0 (none) to 5"),
+        ({"model": {"width": 5000}}, "model.width must be from 8 to 4096"),
+        ({"output_dir": ""}, "output_dir must not be empty"),
     ],
 )
 def test_bad_configs_are_clear_errors(data, message):
@@ -72,3 +82,10 @@ def test_config_files_are_data_not_code(tmp_path):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="key=value"):
         load_config(None, ["train.epochs"])
+
+
+def test_infinite_values_from_the_command_line_are_refused(tmp_path):
+    """``train.lr=1e309`` and ``.inf`` are YAML infinities: refused before anything runs (issue 22, item 10)."""
+    for text in ("train.lr=1e309", "train.lr=.inf", "train.sigma=-.inf"):
+        with pytest.raises(ConfigError, match="expected a finite number"):
+            load_config(None, [text])
