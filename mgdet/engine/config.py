@@ -256,8 +256,10 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
         (8 <= cfg.model.width <= MAX_WIDTH, f"model.width must be from 8 to {MAX_WIDTH}"),
         (1 <= cfg.model.head_depth <= MAX_WIDTH, f"model.head_depth must be from 1 to {MAX_WIDTH}"),
-        (0 <= cfg.model.frozen_stages <= BACKBONE_STAGES,
-         f"model.frozen_stages must be from 0 (none) to {BACKBONE_STAGES} (the whole backbone)"),
+        (
+            0 <= cfg.model.frozen_stages <= BACKBONE_STAGES,
+            f"model.frozen_stages must be from 0 (none) to {BACKBONE_STAGES} (the whole backbone)",
+        ),
         (t.max_iters >= 0, "train.max_iters must be >= 0 (0 = no limit)"),
         (t.eval_interval >= 0, "train.eval_interval must be >= 0 (0 = only at the end)"),
         (bool(str(cfg.output_dir).strip()), "output_dir must not be empty (it would train into the current folder)"),
