@@ -237,6 +237,12 @@ def _to_tuples(x: Any) -> Any:
     return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x
 
 
+def non_finite(weights: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of ``weights`` that hold a NaN or an infinity."""
+    return [k for k, v in weights.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]  # fmt: skip
+
+
 def load_detector(
     path: str | Path, map_location: str | torch.device = "cpu", use_ema: bool = True
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -251,6 +257,10 @@ def load_detector(
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: cannot rebuild the detector from its model_config {mc}: {e}") from None
     weights = state["ema"] if use_ema and state.get("ema") is not None else state["model"]
+    bad = non_finite(weights) if isinstance(weights, dict) else []
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} weight tensors hold NaN or infinite values (e.g. {bad[:3]}): the "
+                              "run that wrote it diverged; its detections would be meaningless")  # fmt: skip
     try:
         det.load_state_dict(weights)
     except RuntimeError as e:

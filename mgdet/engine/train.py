@@ -41,6 +41,7 @@ from mgdet.engine.checkpoint import (
     CheckpointError,
     check_resume_identity,
     load_checkpoint,
+    non_finite,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -344,6 +345,13 @@ def train(
             "config": cfg.to_dict(), "model_config": mkw, "class_names": class_names, "history": history,
             "best_ap": best_ap, "mgdet_version": mgdet.__version__, "partial_epoch": partial,
         }  # fmt: skip
+        bad = non_finite(state["model"]) + non_finite(state["ema"] or {})
+        if bad:  # never write a checkpoint that every verb would refuse (and that would replace a good one)
+            raise TrainingError(
+                f"the weights hold NaN or infinite values after step {it} (epoch {epoch}; e.g. {bad[:3]}): lower "
+                f"train.lr (now {t.lr}) or enable train.grad_clip; {path} was not written"
+                + (" (it keeps the previous checkpoint)" if path.is_file() else "")
+            )
         return save_checkpoint(state, path)
 
     writer = _tensorboard(out_dir, tensorboard and info.is_main)

@@ -69,6 +69,29 @@ def test_non_finite_steps_are_skipped_then_stop(tiny_dataset, tmp_path, monkeypa
         train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
 
 
+def test_a_diverged_run_never_writes_non_finite_weights_and_they_are_refused(tiny_dataset, tmp_path, capsys):
+    """SGD at lr 1e30 blows the weights up within a step: the run stops naming the step and writes no
+    checkpoint; a checkpoint holding NaN weights (crafted) is refused by eval (issue 22, item 10)."""
+    cfg = from_dict(tiny_config(tiny_dataset, tmp_path / "run", epochs=1, eval_interval=0, lr=1e30,
+                                max_bad_steps=100))  # fmt: skip
+    with pytest.raises(TrainingError, match=r"NaN or infinite values after step \d+ .*last.pth was not written"):
+        train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+    assert not (tmp_path / "run" / "last.pth").exists()
+
+    from mgdet.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    good = from_dict(tiny_config(tiny_dataset, tmp_path / "ok", epochs=1, max_iters=1, eval_interval=0))
+    train(good, progress=False, tensorboard=False, evaluate_at_end=False)
+    state = load_checkpoint(tmp_path / "ok" / "last.pth")
+    key = next(k for k, v in state["model"].items() if k.startswith("head.") and v.is_floating_point())
+    state["model"][key][...] = float("nan")
+    save_checkpoint(state, tmp_path / "nan.pth")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "nan.pth"), "--out", str(tmp_path / "ev"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "hold NaN or infinite values" in err and key in err and not (tmp_path / "ev").exists()
+
+
 def test_500_gt_boxes_train_step_memory_bound():
     """One image with 500 GT boxes on the 320-px canonical RetinaNet anchor set (19,206 anchors), Mutual
     Guidance: forward + assignment + loss + backward stays under 2.5 GiB peak RSS (the [B, G, A]
