@@ -1,13 +1,17 @@
 """The write rule, in one place: no verb writes over a file it was given as input or over an earlier result,
 unless the user asked for exactly that (``--resume``, ``--overwrite``). Every check here runs before the
 verb writes anything; each raises :class:`mgdet.errors.OutputError` naming the paths and what to do.
-Torch-free.
+:func:`folder_lock` keeps a second writer out of a folder while a run writes into it. Torch-free.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Sequence
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from mgdet.errors import OutputError
@@ -84,3 +88,74 @@ def distinct_names(paths: Sequence[Path], suffix: str = ".jpg") -> list[str]:
         seen.add(name.lower())
         names.append(name)
     return names
+
+
+#: the lock file a writing verb holds in its output folder
+LOCK_NAME = ".mgdet.lock"
+
+
+@contextmanager
+def folder_lock(folder: str | Path, verb: str, log: Callable[[str], None] = lambda s: None) -> Iterator[Path]:
+    """Hold ``folder/.mgdet.lock`` (created atomically, naming this process) while the block runs; released on
+    any exit. A lock of a live process is refused in one :class:`OutputError` naming its holder; a lock left by a
+    process of this host that no longer runs (killed) is taken over, with a message."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "verb": verb,
+          "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_lock(path)
+            if holder is None or _alive(holder):
+                raise OutputError(_busy(folder, path, holder)) from None
+            log(f"{folder}: taking over the lock of mgdet {holder.get('verb', '?')} (pid {holder.get('pid')}, "
+                "no longer running)")  # fmt: skip
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    else:
+        raise OutputError(_busy(folder, path, _read_lock(path)))
+    try:
+        yield path
+    finally:
+        holder = _read_lock(path)
+        if holder is not None and (holder.get("pid"), holder.get("host")) == (me["pid"], me["host"]):
+            path.unlink(missing_ok=True)
+
+
+def _read_lock(path: Path) -> dict | None:
+    """The holder recorded in a lock file; None when it cannot be read (being written, or damaged)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("pid"), int) else None
+
+
+def _alive(holder: dict) -> bool:
+    """Whether the lock's process still runs; a process of another host is assumed to (it cannot be asked)."""
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def _busy(folder: Path, path: Path, holder: dict | None) -> str:
+    if holder is None:
+        return (
+            f"{folder} is in use by another mgdet command ({path} is being written or damaged); if no mgdet "
+            f"command writes there, remove {path}"
+        )
+    return (f"{folder} is in use by mgdet {holder.get('verb', '?')} (pid {holder.get('pid')} on "
+            f"{holder.get('host')}, since {holder.get('since', '?')}): wait for it to finish or choose another "
+            f"folder (if that process is gone, remove {path})")  # fmt: skip

@@ -43,17 +43,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mgdet.deploy import write_detections
     from mgdet.engine.inference import collect_images
+    from mgdet.outputs import folder_lock
 
     args.paths = collect_images(args.images)
     file_names = check_outputs(args, args.paths)  # before anything is loaded or written
-    if args.backend == "onnx":  # CHECKPOINT is a file written by `mgdet export`
-        stream, names = _onnx_stream(args)
-        done = "annotated images, detections.json and detections_coco.json written to {} (onnxruntime)"
-    else:
-        stream, names = _torch_stream(args)
-        done = "annotated images and detections.json written to {}"
     out = Path(args.out)
-    counts = write_detections(stream, out, names, args.show_thresh, file_names)
+    with folder_lock(out, "detect", print):  # a second detect into the same --out is refused
+        if args.backend == "onnx":  # CHECKPOINT is a file written by `mgdet export`
+            stream, names = _onnx_stream(args)
+            done = "annotated images, detections.json and detections_coco.json written to {} (onnxruntime)"
+        else:
+            stream, names = _torch_stream(args)
+            done = "annotated images and detections.json written to {}"
+        counts = write_detections(stream, out, names, args.show_thresh, file_names)
     print_table(counts[:50], ["image", f"boxes >= {args.show_thresh}", "top score"])
     if len(counts) > 50:
         print(f"... {len(counts) - 50} more")

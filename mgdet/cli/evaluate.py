@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from mgdet.engine.config import from_dict
     from mgdet.engine.inference import evaluate_model
     from mgdet.evaluation import save_eval_json
-    from mgdet.outputs import check_fresh, check_not_inputs, check_output_folder
+    from mgdet.outputs import check_fresh, check_not_inputs, check_output_folder, folder_lock
 
     device = torch_device(args.device)
     det, run_cfg = load_detector(args.checkpoint, map_location=device, use_ema=not args.no_ema)
@@ -88,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(out, [cfg.data.root])  # before anything is computed or written
     check_not_inputs([out / n for n in RESULTS], [args.checkpoint])
     check_fresh(out, RESULTS, args.overwrite)
-    result = evaluate_model(det, dataset, cfg.eval, device, progress=not args.no_progress)
-    out.mkdir(parents=True, exist_ok=True)
-    save_eval_json(result, out / "metrics.json")  # with the precision array, for PR curves
-    result.save_coco_results(out / "detections_coco.json")
+    with folder_lock(out, "eval", print):  # a second eval into the same --out is refused
+        result = evaluate_model(det, dataset, cfg.eval, device, progress=not args.no_progress)
+        save_eval_json(result, out / "metrics.json")  # with the precision array, for PR curves
+        result.save_coco_results(out / "detections_coco.json")
     print(result.summary(per_class=True))
     print(result.summary())
     print(f"misalignment rate: {result.metrics['misalign']:.4f}")

@@ -50,7 +50,7 @@ from mgdet.engine.config import ConfigError, RunConfig, augment_mode, save_confi
 from mgdet.engine.feature_cache import FeatureCache, backbone_is_frozen
 from mgdet.engine.inference import evaluate_model
 from mgdet.errors import MgdetError
-from mgdet.outputs import check_run_folder
+from mgdet.outputs import check_run_folder, folder_lock
 from mgdet.stats import SCORE_BINS, assignment_stats, epoch_means, histogram_mean, histogram_median, score_histogram
 
 HISTORY_COLUMNS = [
@@ -240,8 +240,25 @@ def train(
     """Train a detector as described by ``cfg``; returns the per-epoch history and final metrics.
 
     ``log`` receives the run's messages (resumed, interrupted, skipped images, cache summary); the CLI passes
-    ``print``, the default is silent."""
+    ``print``, the default is silent. The main process holds ``output_dir``'s lock for the whole run: a second
+    run into the same folder is refused (:func:`mgdet.outputs.folder_lock`)."""
     info = distr.init_distributed(cfg.device)
+    if not info.is_main:
+        return _train(cfg, info, resume, progress, tensorboard, evaluate_at_end, log)
+    with folder_lock(cfg.output_dir, "train", log or (lambda _msg: None)):
+        return _train(cfg, info, resume, progress, tensorboard, evaluate_at_end, log)
+
+
+def _train(
+    cfg: RunConfig,
+    info: distr.DistInfo,
+    resume: str | Path | None,
+    progress: bool,
+    tensorboard: bool,
+    evaluate_at_end: bool,
+    log: Callable[[str], None] | None,
+) -> TrainResult:
+    """The body of :func:`train`, once the output folder is locked."""
     say = log if (log is not None and info.is_main) else (lambda _msg: None)
     device = distr.resolve_device(cfg.device, info)
     t = cfg.train

@@ -149,3 +149,72 @@ def test_detect_keeps_earlier_results_and_names_collisions_apart(tmp_path, tiny_
     (out / "mine.jpg").write_bytes(b"x")
     assert main([*argv, "--overwrite"]) == 0
     assert (out / "mine.jpg").read_bytes() == b"x"
+
+
+# ------------------------------------------------------------------------------- one writer per folder (lock)
+def test_folder_lock_refuses_a_live_holder_and_takes_over_a_dead_ones(tmp_path: Path) -> None:
+    """Issue 22, item 1: the lock names its holder; a lock of a process that is gone is taken over."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from mgdet.errors import OutputError
+    from mgdet.outputs import LOCK_NAME, folder_lock
+
+    out = tmp_path / "out"
+    with folder_lock(out, "detect") as lock:
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        busy = rf"{out} is in use by mgdet detect \(pid {os.getpid()} on "
+        with pytest.raises(OutputError, match=busy), folder_lock(out, "train"):
+            pass
+    assert not (out / LOCK_NAME).exists()  # released
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record = {"pid": holder.pid, "host": socket.gethostname(), "verb": "train", "since": "now"}
+        (out / LOCK_NAME).write_text(json.dumps(record))
+        busy = rf"in use by mgdet train \(pid {holder.pid} .*remove .*{LOCK_NAME}"
+        with pytest.raises(OutputError, match=busy), folder_lock(out, "eval"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    said: list[str] = []
+    with folder_lock(out, "eval", said.append):  # the holder is gone: its lock is stale
+        pass
+    assert said == [f"{out}: taking over the lock of mgdet train (pid {holder.pid}, no longer running)"]
+    (out / LOCK_NAME).write_text("")  # being written by another process (or damaged): refused, never removed
+    with pytest.raises(OutputError, match="being written or damaged"), folder_lock(out, "eval"):
+        pass
+    assert (out / LOCK_NAME).exists()
+
+
+def test_two_trainings_into_one_folder_the_second_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Two real ``mgdet train`` processes, one output folder: the second exits 2 in one line naming the first,
+    and the first finishes with its files intact."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mgdet.outputs import LOCK_NAME
+
+    run = tmp_path / "run"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(tiny_dataset, run, epochs=40, eval_interval=0)))
+    cmd = [sys.executable, "-m", "mgdet", "train", str(cfg), "--no-progress", "--no-tensorboard"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / LOCK_NAME).exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert (run / LOCK_NAME).exists(), first.communicate()
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stderr
+        assert f"is in use by mgdet train (pid {first.pid}" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        first.send_signal(signal.SIGINT)  # Ctrl-C: the run writes its checkpoint and stops
+        first.communicate(timeout=120)
+    assert not (run / LOCK_NAME).exists()  # released when the first stopped
