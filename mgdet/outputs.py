@@ -18,6 +18,8 @@ from mgdet.errors import OutputError
 
 #: what ``train`` writes into a run folder that an earlier run's results live in
 RUN_RESULTS = ("last.pth", "best.pth")
+#: every file of a run folder (a folder holding one of them belongs to a run)
+RUN_FILES = (*RUN_RESULTS, "history.csv", "config.yaml", "metrics.json")
 
 
 def same_path(a: str | Path, b: str | Path) -> bool:
@@ -67,12 +69,23 @@ def check_fresh(out: str | Path, names: Iterable[str], overwrite: bool, option: 
 
 
 def check_run_folder(out_dir: str | Path, resume: str | Path | None) -> None:
-    """Refuse to train into a run folder that holds a checkpoint unless the run resumes."""
+    """Refuse to train into a run folder that holds a checkpoint unless the run resumes, and to resume a
+    checkpoint of another folder into one that holds a run: resuming writes into the checkpoint's own folder or
+    into an empty (or new) one."""
     found = [n for n in RUN_RESULTS if (Path(out_dir) / n).exists()]
     if found and resume is None:
         raise OutputError(
             f"output_dir {out_dir} already holds {', '.join(found)} of an earlier run: continue it with "
             "--resume auto, or train into another folder (output_dir=PATH)"
+        )
+    if resume is None or str(resume).startswith("zoo:"):
+        return
+    source = Path(resume).parent
+    held = [n for n in RUN_FILES if (Path(out_dir) / n).exists()]
+    if held and not same_path(source, out_dir):
+        raise OutputError(
+            f"--resume {resume} continues the run in {source}, but output_dir {out_dir} holds another run's "
+            f"{', '.join(held)}: resume into the checkpoint's folder (output_dir={source}) or into a new one"
         )
 
 

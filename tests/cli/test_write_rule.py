@@ -218,3 +218,27 @@ def test_two_trainings_into_one_folder_the_second_is_refused(tiny_dataset: Path,
         first.send_signal(signal.SIGINT)  # Ctrl-C: the run writes its checkpoint and stops
         first.communicate(timeout=120)
     assert not (run / LOCK_NAME).exists()  # released when the first stopped
+
+
+def test_resuming_another_folders_checkpoint_never_replaces_a_run(tmp_path, tiny_dataset, capsys):
+    """``train C output_dir=runs/A --resume runs/B/last.pth`` used to replace A's files (issue 22, item 2)."""
+    b = tmp_path / "B"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(tiny_dataset, b, epochs=2, max_iters=1, eval_interval=0)))
+    assert main(["train", str(cfg), "--no-progress", "--no-tensorboard"]) == 0
+    a = tmp_path / "A"
+    a.mkdir()
+    (a / "last.pth").write_bytes(b"A's checkpoint")
+    (a / "history.csv").write_text("A's history\n")
+    capsys.readouterr()
+    rc = main(["train", str(cfg), f"output_dir={a}", "--resume", str(b / "last.pth"), "--no-progress",
+               "--no-tensorboard"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and f"continues the run in {b}" in err and "last.pth, history.csv" in err
+    assert (a / "last.pth").read_bytes() == b"A's checkpoint" and (a / "history.csv").read_text() == "A's history\n"
+    # into a new folder (or the checkpoint's own) it goes on
+    new = tmp_path / "new"
+    rc = main(["train", str(cfg), f"output_dir={new}", "--resume", str(b / "last.pth"), "--no-progress",
+               "--no-tensorboard"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert (new / "last.pth").is_file()
