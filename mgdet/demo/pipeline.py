@@ -60,18 +60,24 @@ def ensure_benchmark(
 ) -> Path:
     """Use the dataset at ``root`` if there is one, else generate the benchmark there (tiny with ``quick``).
 
-    A folder with ``benchmark.json`` or a VOC ``ImageSets`` folder is used as it is (whatever its size).
+    A folder with ``benchmark.json`` or a VOC ``ImageSets`` folder is used as it is (whatever its size), except an
+    unfinished benchmark (the generator's marker without ``benchmark.json``: an interrupted generation), which is
+    generated again.
     ``workers > 1`` renders in that many processes (see :func:`mgdet.data.benchmark.generate_benchmark`: only
     from a program whose main module is importable, e.g. the ``mgdet`` command).
     """
     from tqdm import tqdm
 
     from mgdet.data.benchmark import DEFAULT_IMAGE_SIZE, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, generate_benchmark
+    from mgdet.data.benchmark.writer import MARKER
 
     root = Path(root)
-    if (root / "benchmark.json").is_file() or (root / "ImageSets" / "Main").is_dir():
+    unfinished = (root / MARKER).is_file() and not (root / "benchmark.json").is_file()
+    if not unfinished and ((root / "benchmark.json").is_file() or (root / "ImageSets" / "Main").is_dir()):
         log(f"dataset: {root} (already there, not regenerated)")
         return root
+    if unfinished:  # an interrupted generation: its marker names the files it wrote, which are replaced
+        log(f"dataset: {root} holds an unfinished benchmark (interrupted generation); generating it again")
     params = QUICK_BENCHMARK if quick else {"num_train": DEFAULT_NUM_TRAIN, "num_val": DEFAULT_NUM_VAL,
                                              "image_size": DEFAULT_IMAGE_SIZE}  # fmt: skip
     log(f"dataset: generating the benchmark ({params['num_train']} train + {params['num_val']} val images, "
@@ -83,7 +89,8 @@ def ensure_benchmark(
         bar.total, bar.n = total, done
         bar.refresh()
 
-    info = generate_benchmark(root, seed=seed, progress=tick, workers=1 if quick else workers, **params)
+    info = generate_benchmark(root, seed=seed, progress=tick, workers=1 if quick else workers, overwrite=unfinished,
+                              **params)  # fmt: skip
     bar.close()
     log(f"dataset: done in {info.seconds:.0f} s")
     return root

@@ -290,3 +290,24 @@ def test_repeated_strategies_seeds_and_detectors_are_removed_with_a_note() -> No
     assert len(log) == 3 and "repeated strategies removed (mg, iou, mutual_guidance -> mutual_guidance, iou)" in log[1]
     log.clear()
     assert distinct_cells(["fssd_mbv2"], ["iou"], [2], log.append) == (["fssd_mbv2"], ["iou"], [2]) and not log
+
+
+def test_an_interrupted_generation_is_generated_again(tmp_path: Path) -> None:
+    """The demo interrupted while generating the benchmark used to take the half-written folder as complete
+    (issue 22, item 8): the generator's marker of an unfinished run now makes it generate again."""
+    from mgdet.data.benchmark import generate_benchmark
+
+    root = tmp_path / "benchmark"
+
+    def stop(done: int, total: int) -> None:
+        if done >= 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_benchmark(root, seed=0, progress=stop, **QUICK_BENCHMARK)
+    assert (root / "ImageSets" / "Main").is_dir() and not (root / "benchmark.json").exists()
+    lines: list[str] = []
+    assert ensure_benchmark(root, quick=True, progress=False, log=lines.append) == root
+    assert "unfinished benchmark" in lines[0] and (root / "benchmark.json").is_file()
+    train_ids = (root / "ImageSets" / "Main" / "train.txt").read_text().split()
+    assert len(train_ids) == QUICK_BENCHMARK["num_train"]
