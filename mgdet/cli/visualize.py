@@ -97,21 +97,43 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     add_format(p, "dataset layout (default: the checkpoint's data.format, or auto-detect with --data)", auto=True)
     p.add_argument("--split", default=None, help="split to draw images from (default: the checkpoint's val split)")
     p.add_argument("--images", type=positive_int, default=DEFAULT_IMAGES, metavar="N", help="number of images to draw")
+    p.add_argument("--class-map", metavar="SPEC",
+                   help="a dataset whose classes differ from the checkpoint's: same-names (match by name, any "
+                        "order) or DATASET=CHECKPOINT,... renames; else the lists must be equal")  # fmt: skip
     add_device(p)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _open_data(args: argparse.Namespace, run_config: dict[str, Any]) -> Any:
-    """The dataset named on the command line, falling back to the checkpoint's run config."""
+def _open_data(args: argparse.Namespace, run_config: dict[str, Any], checkpoints: list[str]) -> Any:
+    """The dataset named on the command line (falling back to the checkpoint's run config), read so that its
+    class i is the checkpoints' class i: the same identity check and ``--class-map`` as ``mgdet eval``."""
     from mgdet.data import open_dataset
+    from mgdet.engine.checkpoint import (
+        CheckpointError,
+        check_class_names,
+        load_checkpoint,
+        mapped_class_names,
+        parse_class_map,
+    )
 
+    stored = [list(load_checkpoint(c).get("class_names") or []) for c in checkpoints]
+    if len(stored) > 1 and stored[0] and stored[1] and stored[0] != stored[1]:
+        raise CheckpointError(f"{checkpoints[0]} and {checkpoints[1]} have other classes: {stored[0]} vs {stored[1]}")
     data_cfg = run_config.get("data", {}) or {}
     root = args.data or data_cfg.get("root")
     if not root:
         raise MgdetError("no dataset: pass --data ROOT (the checkpoint does not name one)")
     fmt = args.format or (data_cfg.get("format") if args.data is None else "auto") or "auto"
     split = args.split or data_cfg.get("val_split") or "val"
-    return open_dataset(root, fmt, split, data_cfg.get("class_names") or None)
+    names = data_cfg.get("class_names") or None
+    if args.class_map is not None:
+        if not stored[0]:
+            raise CheckpointError(f"{checkpoints[0]}: --class-map needs the class names the checkpoint stores")
+        names = mapped_class_names(stored[0], parse_class_map(args.class_map), checkpoints[0])
+    dataset = open_dataset(root, fmt, split, names)
+    if args.class_map is None:
+        check_class_names(stored[0], dataset.class_names, checkpoints[0])
+    return dataset
 
 
 def _input_size(detector: Any, run_config: dict[str, Any]) -> int:
@@ -161,7 +183,7 @@ def _assignment(args: argparse.Namespace) -> int:
     from mgdet.viz.assignment import render_assignment
 
     detector, run_config = load_detector(args.checkpoint, map_location=torch_device(args.device))
-    dataset = _open_data(args, run_config)
+    dataset = _open_data(args, run_config, [args.checkpoint])
     size = _input_size(detector, run_config)
     strategy = _strategy(run_config, "?")
     rows = []
@@ -192,7 +214,7 @@ def _detections(args: argparse.Namespace) -> int:
     if det_a.num_classes != det_b.num_classes:
         raise MgdetError(f"the checkpoints have {det_a.num_classes} and {det_b.num_classes} classes")
     titles = args.titles or [_strategy(cfg_a, "A"), _strategy(cfg_b, "B")]
-    dataset = _open_data(args, cfg_a)
+    dataset = _open_data(args, cfg_a, [args.checkpoint_a, args.checkpoint_b])
     sizes = (_input_size(det_a, cfg_a), _input_size(det_b, cfg_b))
     rows = []
     samples = _samples(dataset, args.images, sizes[0])

@@ -406,3 +406,24 @@ def test_cli_assignment_and_detections(tmp_path: Path, tiny_detector: torch.nn.M
     args = ["visualize", "detections", *ckpts, "--data", str(data), "--split", "val", "--images", "1"]
     assert cli([*args, "--score-thresh", "0.05", "--out", str(tmp_path / "det")]) == 0
     assert_png(tmp_path / "det" / "detections_1.png")
+
+
+def test_cli_visualize_checks_the_class_names_like_eval(tmp_path: Path, tiny_checkpoint: Path, tiny_dataset: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """A dataset with the checkpoint's classes in another order used to be drawn with wrong names, exit 0
+    (issue 22, item 11): refused in one line, accepted with --class-map same-names."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    names = (data / "classes.txt").read_text().split()
+    (data / "classes.txt").write_text("\n".join(reversed(names)) + "\n")
+    for verb in (["assignment", str(tiny_checkpoint)], ["detections", str(tiny_checkpoint), str(tiny_checkpoint)]):
+        args = ["visualize", *verb, "--data", str(data), "--images", "1", "--out", str(tmp_path / verb[0])]
+        from mgdet.cli import main
+
+        capsys.readouterr()
+        assert main(args) == 2  # the whole command line: one line on stderr, exit 2
+        err = capsys.readouterr().err
+        assert str(names) in err and str(list(reversed(names))) in err and len(err.strip().splitlines()) == 1
+        assert main([*args, "--class-map", "same-names"]) == 0
