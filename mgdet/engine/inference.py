@@ -15,6 +15,7 @@ from mgdet.data import CocoDataset, DetectionDataset, EvalTransform, collate_det
 from mgdet.data.collate import FailedSample
 from mgdet.engine.config import EvalConfig
 from mgdet.evaluation import EvalResult, evaluate, misaligned_detections
+from mgdet.evaluation.misalignment import kept_count
 
 #: Detections below this score are not counted by the misalignment rate.
 MISALIGN_SCORE = 0.05
@@ -30,22 +31,6 @@ def _to_original(det: dict[str, torch.Tensor], scale: tuple[float, float], image
         "scores": det["scores"].float().cpu().numpy(),
         "labels": det["labels"].cpu().numpy(),
     }
-
-
-@torch.no_grad()
-def run_dataset(
-    det: torch.nn.Module,
-    dataset,
-    ecfg: EvalConfig,
-    device: torch.device,
-    num_workers: int = 0,
-    progress: bool = True,
-    with_pre_nms: bool = False,
-) -> tuple[list[dict], list[dict], list[FailedSample]]:
-    """Detections (original pixels) for every image of ``dataset``; optionally the pre-NMS candidates; the
-    images that failed to decode (skipped under ``data.on_error=skip``)."""
-    (dets, pre), failed = run_dataset_many([det], dataset, ecfg, device, num_workers, progress, with_pre_nms)
-    return dets[0], pre[0], failed
 
 
 def same_backbone(dets: Sequence[torch.nn.Module]) -> bool:
@@ -76,8 +61,9 @@ def run_dataset_many(
     progress: bool = True,
     with_pre_nms: bool = False,
 ) -> tuple[tuple[list[list[dict]], list[list[dict]]], list[FailedSample]]:
-    """:func:`run_dataset` for several detectors in one pass over the images (decoded once): per detector the
-    detections and the pre-NMS candidates, and the images that failed. When the detectors share their backbone
+    """Detections (original pixels) of several detectors in one pass over the images of ``dataset`` (decoded
+    once): per detector the kept detections and optionally the pre-NMS candidates, and the images that failed to
+    decode (skipped under ``data.on_error=skip``). When the detectors share their backbone
     (:func:`same_backbone`), its features are computed once per batch: the same numbers, less time."""
     sizes = {str(det.input_size) for det in dets}
     if len(sizes) > 1:
@@ -139,7 +125,7 @@ def evaluate_models(
     for dets_j, pre_j in zip(all_dets, all_pre):
         result = evaluate(gts, dets_j, list(dataset.class_names), ignore_mode=ignore_mode)
         result.misaligned = misaligned_detections(gts, pre_j, dets_j, score_thresh=MISALIGN_SCORE)
-        kept = sum(int((d["scores"] >= MISALIGN_SCORE).sum()) for d in dets_j)
+        kept = kept_count(dets_j, MISALIGN_SCORE)
         result.metrics["misalign"] = len(result.misaligned) / kept if kept else 0.0
         result.skipped_images = [f.message for f in failed]
         results.append(result)

@@ -42,8 +42,13 @@ def misalignment_rate(
     """
     examples = misaligned_detections(gts, dets_before_nms, dets_after_nms, score_thresh, poor_iou, good_iou,
                                      suppress_iou)  # fmt: skip
-    total = sum(int((np.asarray(d["scores"]) >= score_thresh).sum()) for d in read_dets(dets_after_nms, None))
+    total = kept_count(dets_after_nms, score_thresh)
     return (len(examples) / total if total else 0.0), len(examples), total
+
+
+def kept_count(dets_after_nms: Sequence[Mapping[str, Any]], score_thresh: float = 0.05) -> int:
+    """The number of kept detections the misalignment rate is a share of (score >= ``score_thresh``)."""
+    return sum(int((d["scores"] >= score_thresh).sum()) for d in read_dets(dets_after_nms, None))
 
 
 def misaligned_detections(
