@@ -68,15 +68,22 @@ def check_fresh(out: str | Path, names: Iterable[str], overwrite: bool, option: 
         )
 
 
-def check_run_folder(out_dir: str | Path, resume: str | Path | None) -> None:
-    """Refuse to train into a run folder that holds a checkpoint unless the run resumes, and to resume a
-    checkpoint of another folder into one that holds a run: resuming writes into the checkpoint's own folder or
-    into an empty (or new) one."""
+def check_run_folder(out_dir: str | Path, resume: str | Path | None, restart: bool = False) -> None:
+    """Refuse to train into a folder that holds a run's files (any of :data:`RUN_FILES`) unless the run resumes,
+    and to resume a checkpoint of another folder into one that holds a run: resuming writes into the
+    checkpoint's own folder or into an empty (or new) one. ``restart`` (``--resume auto`` finding no checkpoint)
+    allows starting over a run that stopped before its first checkpoint (config.yaml, history.csv only)."""
     found = [n for n in RUN_RESULTS if (Path(out_dir) / n).exists()]
     if found and resume is None:
         raise OutputError(
             f"output_dir {out_dir} already holds {', '.join(found)} of an earlier run: continue it with "
             "--resume auto, or train into another folder (output_dir=PATH)"
+        )
+    partial = [n for n in RUN_FILES if (Path(out_dir) / n).exists()]
+    if partial and resume is None and not restart:
+        raise OutputError(
+            f"output_dir {out_dir} already holds {', '.join(partial)} of an earlier run that saved no checkpoint: "
+            "start it over with --resume auto, or train into another folder (output_dir=PATH)"
         )
     if resume is None or str(resume).startswith("zoo:"):
         return

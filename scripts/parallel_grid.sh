@@ -18,12 +18,10 @@ mkdir -p "$OUT/logs"
 # once, before the cells start: generate the dataset if it is missing and check the folder (trains nothing)
 $MGDET reproduce --out "$OUT" --detectors "$DETECTORS" --strategies "$STRATEGIES" --seeds "${SEEDS%,}," \
     --report-only --no-progress "$@" > "$OUT/logs/setup.log"
-cells=()
-for seed in ${SEEDS//,/ }; do
-  for detector in ${DETECTORS//,/ }; do
-    for strategy in ${STRATEGIES//,/ }; do cells+=("$detector $strategy $seed"); done
-  done
-done
+# the distinct cells (repeats such as mg,mutual_guidance or 0,0 removed, with a note), in mgdet's own order
+mapfile -t cells < <($MGDET reproduce --out "$OUT" --detectors "$DETECTORS" --strategies "$STRATEGIES" \
+    --seeds "${SEEDS%,}," --list-cells "$@")
+[ ${#cells[@]} -gt 0 ] || { echo "no cell to train" >&2; exit 2; }
 export MGDET OUT OMP_NUM_THREADS=1
 cell() {  # detector strategy seed [extra options]
   local d=$1 s=$2 k=$3

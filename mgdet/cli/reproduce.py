@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the results of the runs already finished in OUT (the others are "
                         "listed as not trained), e.g. for a grid trained in parts on several machines")  # fmt: skip
+    p.add_argument("--list-cells", action="store_true",
+                   help="train nothing: print the grid's distinct runs, one 'DETECTOR STRATEGY SEED' line each "
+                        "(repeats like mg,mutual_guidance or 0,0 removed), for scripts/parallel_grid.sh")  # fmt: skip
     p.add_argument("--results-dir", help="folder for the results files (default OUT)")
     p.add_argument("--results-name", default="results", help="base name of the results files (results)")
     p.add_argument("--command", help=argparse.SUPPRESS)
@@ -83,12 +86,22 @@ def _names(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mgdet.demo.pipeline import run_reproduce, summary_rows
+    from mgdet.demo.pipeline import distinct_cells, run_reproduce, summary_rows
     from mgdet.engine.table import format_table
+    from mgdet.strategies import strategy_spec
 
     detectors = (
         _names(args.detectors) if args.detectors else list(PAPER_DETECTORS if args.full else BENCHMARK_DETECTORS)
     )
+    if args.list_cells:
+        dets, strategies, seeds = distinct_cells(
+            detectors, _names(args.strategies), args.seeds, log=lambda m: print(m, file=sys.stderr)
+        )
+        for seed in seeds:
+            for d in dets:
+                for s in strategies:
+                    print(d, strategy_spec(s).short, seed)
+        return 0
     config_dir = args.config_dir or ("configs/voc" if args.full else None)
     t0 = time.perf_counter()
     command = args.command

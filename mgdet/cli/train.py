@@ -22,7 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "command trains with DDP.")  # fmt: skip
     p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (YAML values)")
-    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint; 'auto' = OUTPUT_DIR/last.pth")
+    p.add_argument(
+        "--resume",
+        metavar="CKPT",
+        help="continue from a checkpoint; 'auto' = OUTPUT_DIR/last.pth, or start over a run there that "
+        "stopped before its first checkpoint",
+    )
     add_no_progress(p, "no progress bar (logs only)")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
     p.set_defaults(func=run)
@@ -39,7 +44,14 @@ def run(args: argparse.Namespace) -> int:
         last = Path(cfg.output_dir) / "last.pth"
         resume = str(last) if last.is_file() else None
     t0 = time.perf_counter()
-    result = train(cfg, resume=resume, progress=not args.no_progress, tensorboard=not args.no_tensorboard, log=print)
+    result = train(
+        cfg,
+        resume=resume,
+        progress=not args.no_progress,
+        tensorboard=not args.no_tensorboard,
+        log=print,
+        restart=args.resume == "auto",
+    )
     if not result.history or int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 130 if result.interrupted else 0
     last = result.history[-1]

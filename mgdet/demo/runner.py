@@ -168,7 +168,9 @@ def run_one(
     last = run_dir / "last.pth"
     resume = last if last.is_file() else None
     t0 = time.perf_counter()
-    result = train(spec.config, resume=resume, progress=progress, tensorboard=tensorboard, log=log)
+    result = train(
+        spec.config, resume=resume, progress=progress, tensorboard=tensorboard, log=log, restart=True
+    )  # the folder's configuration was checked (check_same_config): an unfinished run starts over
     wall = time.perf_counter() - t0
     if result.interrupted or not result.final_metrics:
         return None, True

@@ -236,17 +236,21 @@ def train(
     tensorboard: bool = True,
     evaluate_at_end: bool = True,
     log: Callable[[str], None] | None = None,
+    restart: bool = False,
 ) -> TrainResult:
     """Train a detector as described by ``cfg``; returns the per-epoch history and final metrics.
+
+    ``restart`` lets a run without ``resume`` start over in a folder whose earlier run stopped before its first
+    checkpoint (``--resume auto`` finding no ``last.pth``); otherwise any run file there is refused.
 
     ``log`` receives the run's messages (resumed, interrupted, skipped images, cache summary); the CLI passes
     ``print``, the default is silent. The main process holds ``output_dir``'s lock for the whole run: a second
     run into the same folder is refused (:func:`mgdet.outputs.folder_lock`)."""
     info = distr.init_distributed(cfg.device)
     if not info.is_main:
-        return _train(cfg, info, resume, progress, tensorboard, evaluate_at_end, log)
+        return _train(cfg, info, resume, progress, tensorboard, evaluate_at_end, log, restart)
     with folder_lock(cfg.output_dir, "train", log or (lambda _msg: None)):
-        return _train(cfg, info, resume, progress, tensorboard, evaluate_at_end, log)
+        return _train(cfg, info, resume, progress, tensorboard, evaluate_at_end, log, restart)
 
 
 def _train(
@@ -257,6 +261,7 @@ def _train(
     tensorboard: bool,
     evaluate_at_end: bool,
     log: Callable[[str], None] | None,
+    restart: bool = False,
 ) -> TrainResult:
     """The body of :func:`train`, once the output folder is locked."""
     say = log if (log is not None and info.is_main) else (lambda _msg: None)
@@ -264,7 +269,7 @@ def _train(
     t = cfg.train
     out_dir = Path(cfg.output_dir)
     if info.is_main:
-        check_run_folder(out_dir, resume)  # before anything is written
+        check_run_folder(out_dir, resume, restart)  # before anything is written
     _seed_everything(t.seed, t.deterministic)
 
     # ---- data

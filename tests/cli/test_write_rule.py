@@ -72,6 +72,24 @@ def test_train_refuses_a_run_folder_with_a_checkpoint(tmp_path, tiny_dataset, ca
     assert (run / "last.pth").read_bytes() == b"earlier result" and not (run / "config.yaml").exists()
 
 
+def test_train_refuses_a_run_that_saved_no_checkpoint_unless_resume_auto(tmp_path, tiny_dataset, capsys):
+    """config.yaml / history.csv without a checkpoint used to be overwritten (issue 22, item 3)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("earlier config\n")
+    (run / "history.csv").write_text("earlier history\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(tiny_dataset, run, epochs=1, max_iters=1, eval_interval=0)))
+    assert main(["train", str(cfg), "--no-progress", "--no-tensorboard"]) == 2
+    err = capsys.readouterr().err
+    assert "history.csv, config.yaml" in err and "saved no checkpoint" in err and "--resume auto" in err
+    assert (run / "config.yaml").read_text() == "earlier config\n"
+    assert (run / "history.csv").read_text() == "earlier history\n"
+    # --resume auto finds no checkpoint: the unfinished run starts over
+    assert main(["train", str(cfg), "--resume", "auto", "--no-progress", "--no-tensorboard"]) == 0
+    assert (run / "last.pth").is_file() and (run / "config.yaml").read_text() != "earlier config\n"
+
+
 def test_failed_resume_keeps_the_run_config(tmp_path, tiny_checkpoint, tiny_dataset, capsys):
     run = tmp_path / "run"
     run.mkdir()

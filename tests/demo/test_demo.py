@@ -243,17 +243,20 @@ def test_a_moved_grid_folder_still_finds_its_histories(tmp_path: Path) -> None:
 
 
 def test_parallel_grid_script_trains_cells_at_once_and_writes_the_table(tmp_path: Path) -> None:
-    """scripts/parallel_grid.sh: each cell is its own `mgdet reproduce`, the table covers the whole grid."""
+    """scripts/parallel_grid.sh: each cell is its own `mgdet reproduce`, the table covers the whole grid; a repeated
+    strategy or seed is one cell, never two writers of one folder (issue 22, items 4 and 9)."""
     import subprocess
     import sys
 
     script = Path(__file__).resolve().parents[2] / "scripts" / "parallel_grid.sh"
     out = tmp_path / "grid"
     env = {**os.environ, "MGDET": f"{sys.executable} -m mgdet"}
-    proc = subprocess.run(["bash", str(script), str(out), "2", "retinanet_mbv2", "iou,mg", "0", "--quick"],
+    proc = subprocess.run(["bash", str(script), str(out), "2", "retinanet_mbv2", "iou,mg,mutual_guidance", "0,0",
+                           "--quick"],
                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "done: retinanet_mbv2_iou_s0" in proc.stdout and "done: retinanet_mbv2_mg_s0" in proc.stdout
+    assert proc.stdout.count("done:") == 2 and "repeated strategies removed" in proc.stderr
     for cell in ("retinanet_mbv2_iou_s0", "retinanet_mbv2_mg_s0"):
         assert (out / "runs" / cell / "metrics.json").is_file() and (out / "logs" / f"{cell}.log").is_file()
     md = (out / "results.md").read_text()
