@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         ("output", str(result.output_dir)),
         ("epochs / steps", f"{last['epoch']} / {last['iter']}"),
         ("final loss (cls + reg)", f"{last.get('loss', float('nan')):.4f}"),
+        ("skipped steps (non-finite)", str(sum(int(r.get("skipped_steps") or 0) for r in result.history))),
         ("wall time", f"{time.perf_counter() - t0:.1f} s"),
     ]
     rows += [(k, f"{result.final_metrics[k]:.4f}") for k in SUMMARY_METRICS if k in result.final_metrics]

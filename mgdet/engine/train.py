@@ -437,9 +437,10 @@ def _train(
                     if bad_streak > t.max_bad_steps:
                         raise TrainingError(
                             f"{bad_streak} non-finite steps in a row (epoch {epoch + 1}, step {it}): lower "
-                            f"train.lr (now {t.lr}), enable train.grad_clip, or check the data; the last good "
-                            f"checkpoint is {out_dir / 'last.pth'}"
-                        )
+                            f"train.lr (now {t.lr}), enable train.grad_clip, or check the data; "
+                            + (f"the last good checkpoint is {out_dir / 'last.pth'}"
+                               if (out_dir / "last.pth").is_file() else "no checkpoint was written")
+                        )  # fmt: skip
                 it += 1
                 epoch_iter += 1
                 seen += len(batch)
@@ -493,6 +494,9 @@ def _train(
 
     if cache is not None:
         say(cache.summary())
+    bad = sum(int(r.get("skipped_steps") or 0) for r in history)
+    if bad:
+        say(f"skipped {bad} of {it} step(s) with a non-finite loss or gradient (their updates were not applied)")
     if result.failed_images:
         say(f"skipped {len(result.failed_images)} image(s) that failed to decode during training "
               f"(data.on_error=skip), e.g. {result.failed_images[0]}")  # fmt: skip

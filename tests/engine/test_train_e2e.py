@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ def test_train_resume_eval_detect(tiny_dataset, tmp_path, capsys):
     assert main(["train", str(cfg), "--no-progress", "--no-tensorboard"]) == 0
     out = capsys.readouterr().out
     assert "AP75" in out and "checkpoint" in out
+    assert re.search(r"skipped steps \(non-finite\)\s*[|│]\s*0\s", out)  # always reported, also when 0
     rows = _history(run)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert rows[0]["AP"] != "" and rows[1]["AP"] != ""  # evaluated every epoch

@@ -53,10 +53,12 @@ def test_non_finite_steps_are_skipped_then_stop(tiny_dataset, tmp_path, monkeypa
 
     monkeypatch.setattr(Detector, "loss", flaky)
     cfg = from_dict(tiny_config(tiny_dataset, tmp_path / "a", epochs=1, eval_interval=0))
-    result = train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+    said: list[str] = []
+    result = train(cfg, progress=False, tensorboard=False, evaluate_at_end=False, log=said.append)
     rows = _history(tmp_path / "a")
     assert rows[0]["skipped_steps"] == "1" and rows[0]["loss"] != "nan"
     assert result.checkpoint is not None
+    assert f"skipped 1 of {calls['n']} step(s) with a non-finite loss" in " ".join(said)
 
     def always_nan(self, *args, **kwargs):
         out = real(self, *args, **kwargs)
@@ -65,7 +67,7 @@ def test_non_finite_steps_are_skipped_then_stop(tiny_dataset, tmp_path, monkeypa
 
     monkeypatch.setattr(Detector, "loss", always_nan)
     cfg = from_dict(tiny_config(tiny_dataset, tmp_path / "b", epochs=3, max_bad_steps=2, eval_interval=0))
-    with pytest.raises(TrainingError, match="non-finite steps in a row"):
+    with pytest.raises(TrainingError, match="non-finite steps in a row.*no checkpoint was written"):
         train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
 
 
