@@ -77,6 +77,26 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
+def all_agree(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True when ``flag`` holds on every process (a single process: ``flag``). Every rank gets the same answer, so
+    a step that one rank must skip (an empty batch, a non-finite loss) is skipped by all of them together instead
+    of leaving the others waiting in the gradient all-reduce."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
+def gather_lists(items: list, info: DistInfo) -> list:
+    """Every process's ``items`` concatenated (rank order, repeats removed); ``items`` for a single process."""
+    if not info.enabled:
+        return items
+    parts: list[list | None] = [None] * info.world_size
+    dist.all_gather_object(parts, items)
+    return list(dict.fromkeys(x for part in parts for x in (part or [])))
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

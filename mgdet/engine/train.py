@@ -401,7 +401,8 @@ def _train(
                 if epoch_iter >= iters_per_epoch or (t.max_iters and it >= t.max_iters):
                     break
                 result.failed_images += [f.message for f in batch.failed if f.message not in result.failed_images]
-                if len(batch) == 0:  # every image of this batch failed to decode (data.on_error=skip)
+                # every image of a batch failed to decode (data.on_error=skip): under torchrun all ranks skip
+                if not distr.all_agree(len(batch) > 0, info, device):
                     continue
                 batch = batch.to(device, non_blocking=True)
                 lr = lr_at(it, total_iters, iters_per_epoch, t)
@@ -417,7 +418,7 @@ def _train(
                 strategy = "iou" if it < t.static_warmup_iters else t.strategy  # warm-up: not in the paper
                 losses = det.loss(out, batch.gt_boxes, batch.gt_labels, strategy)
                 loss = losses["loss"]
-                finite = bool(torch.isfinite(loss))
+                finite = distr.all_agree(bool(torch.isfinite(loss)), info, device)  # skipped by all ranks or none
                 if finite:
                     opt.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
@@ -497,6 +498,7 @@ def _train(
     bad = sum(int(r.get("skipped_steps") or 0) for r in history)
     if bad:
         say(f"skipped {bad} of {it} step(s) with a non-finite loss or gradient (their updates were not applied)")
+    result.failed_images = distr.gather_lists(result.failed_images, info)  # every rank's, reported by rank 0
     if result.failed_images:
         say(f"skipped {len(result.failed_images)} image(s) that failed to decode during training "
               f"(data.on_error=skip), e.g. {result.failed_images[0]}")  # fmt: skip
@@ -513,6 +515,7 @@ def _train(
         result.checkpoint = checkpoint(out_dir / "last.pth", epoch_done, 0)
     if writer is not None:
         writer.close()
+    distr.barrier(info)  # the other ranks wait for rank 0's evaluation: the process group is torn down together
     distr.cleanup(info)
     return result
 

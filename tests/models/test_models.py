@@ -204,3 +204,41 @@ def test_empty_image_loss_is_finite() -> None:
         loss = model.loss(out, gt_boxes, gt_labels, "mutual_guidance")
         assert torch.isfinite(loss["loss"]) and loss["num_cls_pos"] == 0
     loss["loss"].backward()
+
+
+def test_batchnorm_of_one_value_per_channel_uses_running_statistics():
+    """A batch of one image at 64 px reaches a 1 x 1 level: BatchNorm used to fail with "Expected more than 1 value
+    per channel" (issue 22, item 14); it now normalises with the running statistics and leaves them unchanged."""
+    from mgdet.models.layers import BatchNorm2d
+
+    torch.manual_seed(0)
+    bn = BatchNorm2d(5)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    bn.weight.data.uniform_(0.5, 1.5)
+    bn.bias.data.uniform_(-1, 1)
+    ref = torch.nn.BatchNorm2d(5)
+    ref.load_state_dict(bn.state_dict())  # same keys as torch's (and torchvision's) BatchNorm2d
+    x = torch.randn(1, 5, 1, 1)
+    mean, var = bn.running_mean.clone(), bn.running_var.clone()
+    bn.train()
+    y = bn(x)
+    expect = (x - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + bn.eps)
+    expect = expect * bn.weight[None, :, None, None] + bn.bias[None, :, None, None]
+    torch.testing.assert_close(y, expect)
+    assert torch.equal(bn.running_mean, mean) and torch.equal(bn.running_var, var)
+    x2 = torch.randn(2, 5, 3, 3)  # two values or more: exactly torch's BatchNorm2d, statistics updated
+    ref.train()
+    torch.testing.assert_close(bn(x2), ref(x2))
+    torch.testing.assert_close(bn.running_mean, ref.running_mean)
+
+
+def test_one_image_batches_train_at_64_px(tiny_dataset, tmp_path):
+    from conftest import tiny_config
+
+    from mgdet.engine.config import from_dict
+    from mgdet.engine.train import train
+
+    cfg = from_dict(tiny_config(tiny_dataset, tmp_path / "run", epochs=1, batch_size=1, max_iters=2, eval_interval=0))
+    result = train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+    assert result.history[-1]["iter"] == 2 and result.history[-1]["skipped_steps"] == 0

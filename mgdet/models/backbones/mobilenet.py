@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from mgdet.models.layers import BatchNorm2d
+
 
 def _conv_bn_relu6(in_ch: int, out_ch: int, k: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
     """Conv -> BN -> ReLU6 as ``features.i.{0,1,2}`` in torchvision's ``Conv2dNormActivation``."""
     return nn.Sequential(
         nn.Conv2d(in_ch, out_ch, k, stride, (k - 1) // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(out_ch),
+        BatchNorm2d(out_ch),
         nn.ReLU6(inplace=True),
     )
 
@@ -27,7 +29,7 @@ class InvertedResidual(nn.Module):
         layers += [
             _conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
             nn.Conv2d(hidden, out_ch, 1, bias=False),
-            nn.BatchNorm2d(out_ch),
+            BatchNorm2d(out_ch),
         ]
         self.conv = nn.Sequential(*layers)
 

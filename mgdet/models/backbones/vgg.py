@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from mgdet.models.layers import BatchNorm2d
+
 _CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 _CONV4_3 = 33  # features[:33] ends with conv4_3's ReLU (stride 8)
 _CONV5_3 = 43  # features[33:43] = pool4 + conv5_x (stride 16); features[43] = pool5
@@ -37,15 +39,15 @@ class VGG16BN(nn.Module):
             if v == "M":
                 layers.append(nn.MaxPool2d(2, 2))
             else:
-                layers += [nn.Conv2d(in_ch, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+                layers += [nn.Conv2d(in_ch, v, 3, padding=1), BatchNorm2d(v), nn.ReLU(inplace=True)]
                 in_ch = v
         self.fc67 = fc67
         if fc67:
             layers[-1] = nn.MaxPool2d(3, 1, 1)  # SSD's pool5: keeps stride 16
             self.fc6 = nn.Sequential(
-                nn.Conv2d(512, 1024, 3, padding=6, dilation=6), nn.BatchNorm2d(1024), nn.ReLU(inplace=True)
+                nn.Conv2d(512, 1024, 3, padding=6, dilation=6), BatchNorm2d(1024), nn.ReLU(inplace=True)
             )
-            self.fc7 = nn.Sequential(nn.Conv2d(1024, 1024, 1), nn.BatchNorm2d(1024), nn.ReLU(inplace=True))
+            self.fc7 = nn.Sequential(nn.Conv2d(1024, 1024, 1), BatchNorm2d(1024), nn.ReLU(inplace=True))
         else:
             layers = layers[:-1]  # pool5 unused
         self.features = nn.Sequential(*layers)
