@@ -173,6 +173,12 @@ class TorchDetector(_Backend):
 
 
 # ------------------------------------------------------------------------------------------------ files
+def shown_name(name: str) -> str:
+    """``name`` as it can be printed: a byte of a file name that is not UTF-8 (kept by Python as a lone surrogate,
+    which cannot be written to a UTF-8 terminal) shown as U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def detect_paths(
     backend: _Backend, paths: Sequence[Path], batch_size: int = 8, progress: bool = True, on_error: str = "raise"
 ) -> Iterator[tuple[Path, np.ndarray | None, dict[str, Any]]]:
@@ -216,12 +222,15 @@ def write_detections(
         for image_id, (path, image, d) in enumerate(stream):
             if image is None:  # unreadable, skipped (on_error="skip"): recorded with its error
                 records.append({"file": str(path), "error": str(d.get("error", "unreadable"))})
-                counts.append((path.name, "-", "unreadable"))
+                counts.append((shown_name(path.name), "-", "unreadable"))
                 continue
             keep = d["scores"] >= show_thresh
             drawn = draw_detections(image, d["boxes"][keep], d["scores"][keep], d["labels"][keep], names)
             annotated = (file_names or {}).get(path, f"{path.stem}.jpg")
-            cv2.imwrite(str(out / annotated), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            # encoded here and written by Python: OpenCV's own writer crashes on a non-UTF-8 byte in the name
+            ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            if ok:
+                (out / annotated).write_bytes(jpg.tobytes())
             records.append({
                 "file": str(path),
                 "annotated": annotated,
@@ -232,7 +241,8 @@ def write_detections(
                 ],
             })  # fmt: skip
             coco.extend(coco_results([{**d, "image_id": image_id, "file_name": path.name}], decimals=(2, 4)))
-            counts.append((path.name, int(keep.sum()), f"{float(d['scores'].max()) if len(d['scores']) else 0:.3f}"))
+            top = float(d["scores"].max()) if len(d["scores"]) else 0.0
+            counts.append((shown_name(path.name), int(keep.sum()), f"{top:.3f}"))
     finally:
         (out / "detections.json").write_text(json.dumps(records, indent=1))
         (out / "detections_coco.json").write_text(json.dumps(coco))

@@ -15,6 +15,7 @@ Every failure is a :class:`DatasetError` naming the file.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from .errors import DatasetError
 
 #: Images with more pixels than this are refused before decoding (PIL's decompression-bomb limit).
 MAX_IMAGE_PIXELS = 89_478_485
+#: Image files larger than this are refused before they are read (uncompressed 16-bit RGBA at the pixel limit
+#: needs 716 MB; a bigger file is damaged or no image, and reading it whole could exhaust the memory).
+MAX_IMAGE_BYTES = 1 << 30
 #: Image file extensions the folder-based loaders (YOLO) pick up.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _EXIF_ORIENTATION = 0x0112
@@ -39,10 +43,19 @@ def header_info(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[i
     empty, unidentifiable or oversized image.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError("image file not found", path)
-    if path.stat().st_size == 0:
+    try:
+        st = path.stat()
+    except OSError:
+        raise DatasetError("image file not found", path) from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a pipe, socket or device"
+        raise DatasetError(f"not a regular file ({kind}): it cannot be read as an image", path)
+    if st.st_size == 0:
         raise DatasetError("image file is empty (0 bytes)", path)
+    if st.st_size > MAX_IMAGE_BYTES:
+        raise DatasetError(
+            f"image file is too large ({st.st_size / 2**30:.1f} GiB > the {MAX_IMAGE_BYTES >> 30} GiB limit)", path
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

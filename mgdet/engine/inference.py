@@ -137,7 +137,7 @@ def iter_images(paths: Sequence[str | Path]) -> Iterator[Path]:
     exts = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
     seen = set()
     for p in map(Path, paths):
-        items = sorted(q for q in p.rglob("*") if q.suffix.lower() in exts) if p.is_dir() else [p]
+        items = sorted(q for q in p.rglob("*") if q.suffix.lower() in exts and not q.is_dir()) if p.is_dir() else [p]
         for q in items:
             if q not in seen:
                 seen.add(q)
@@ -145,12 +145,13 @@ def iter_images(paths: Sequence[str | Path]) -> Iterator[Path]:
 
 
 def collect_images(paths: Sequence[str | Path]) -> list[Path]:
-    """:func:`iter_images` as a list; FileNotFoundError (a clear CLI error) when a path is missing or
-    nothing was found."""
-    found = list(iter_images(paths))
-    missing = [p for p in found if not p.is_file()]
+    """:func:`iter_images` as a list; FileNotFoundError (a clear CLI error) when a given path is missing or
+    nothing was found. Entries that cannot be read (a pipe or socket named like an image) are kept: reading
+    them fails like any unreadable image (an error, or skipped and recorded with ``--on-error skip``)."""
+    missing = [p for p in map(Path, paths) if not p.exists()]
     if missing:
         raise FileNotFoundError(f"image not found: {missing[0]}")
+    found = list(iter_images(paths))
     if not found:
         raise FileNotFoundError("no images found in " + " ".join(map(str, paths)))
     return found

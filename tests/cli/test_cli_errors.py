@@ -194,3 +194,49 @@ def test_onnx_detect_stream_skips_unreadable_images(tmp_path: Path, tiny_dataset
     assert "b_broken.jpg" in got[1][2]["error"]
     with pytest.raises(DatasetError, match="b_broken.jpg"):
         list(detect_paths(Backend(), paths, batch_size=8, progress=False))
+
+
+def test_detect_takes_odd_file_names_and_skips_what_is_no_image_file(
+    tmp_path: Path, tiny_dataset: Path, tiny_checkpoint: Path
+) -> None:
+    """A non-UTF-8 byte in a name used to crash detect in OpenCV's writer (segfault, no detections.json); a pipe
+    or socket named like an image aborted it even with --on-error skip; a sparse multi-GB ".jpg" was read whole
+    (issue 22, items 6, 7 and 14). Run in a child process: the old failure was a crash of the interpreter."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    src = sorted((tiny_dataset / "JPEGImages").glob("val_*.jpg"))[0]
+    odd = os.fsencode(photos) + b"/caf\xe9.jpg"
+    shutil.copy(src, odd)
+    shutil.copy(src, photos / "ok.jpg")
+    os.mkfifo(photos / "pipe.jpg")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(photos / "sock.jpg"))
+    with open(photos / "sparse.jpg", "wb") as f:  # 3 GiB on paper, a few KiB on disk
+        f.write(src.read_bytes())
+        f.truncate(3 << 30)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "mgdet", "detect", str(tiny_checkpoint), str(photos), "--out", str(out),
+           "--on-error", "skip", "--no-progress"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, timeout=300)
+    sock.close()
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    assert (
+        b"skipped 3 unreadable image(s)" in proc.stdout and "caf\N{REPLACEMENT CHARACTER}.jpg".encode() in proc.stdout
+    )
+    records = {os.fsencode(Path(r["file"]).name): r for r in json.loads((out / "detections.json").read_text())}
+    assert sorted(records) == [b"caf\xe9.jpg", b"ok.jpg", b"pipe.jpg", b"sock.jpg", b"sparse.jpg"]
+    assert (
+        "not a regular file" in records[b"pipe.jpg"]["error"] and "not a regular file" in records[b"sock.jpg"]["error"]
+    )
+    assert "too large" in records[b"sparse.jpg"]["error"]
+    assert os.path.isfile(os.fsencode(out) + b"/caf\xe9.jpg") and "detections" in records[b"caf\xe9.jpg"]
+    # without --on-error skip: one line naming the pipe, exit 2
+    again = [*cmd[:7], str(tmp_path / "out2"), "--no-progress"]
+    proc = subprocess.run(again, capture_output=True, timeout=300, text=True, errors="replace")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "pipe.jpg: not a regular file" in proc.stderr
