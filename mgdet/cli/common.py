@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from mgdet.limits import MAX_INPUT_SIZE
 from mgdet.postprocess import PAPER_POSTPROCESS
 
 #: Dataset layouts every verb accepts (``auto`` detects the layout where a verb allows it).
@@ -71,8 +72,9 @@ def _int(text: str, lo: int, hi: int | None = None, unit: str = "") -> int:
 
 
 def input_size(text: str) -> int:
-    """argparse type: an input size of at least 32 pixels."""
-    return _int(text, 32, unit=" pixels")
+    """argparse type: an input size from 32 to :data:`mgdet.limits.MAX_INPUT_SIZE` pixels (checked before any
+    tensor of that size is allocated)."""
+    return _int(text, 32, MAX_INPUT_SIZE, unit=" pixels")
 
 
 def positive_int(text: str) -> int:

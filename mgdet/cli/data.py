@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mgdet.cli.common import add_format, add_no_progress, input_size, positive_int, print_table
+from mgdet.cli.common import _int, add_format, add_no_progress, input_size, positive_int, print_table
+from mgdet.limits import MAX_BENCHMARK_IMAGES
+
+#: the most images of one split of a generated benchmark (the two splits together stay within the limit)
+MAX_SPLIT = MAX_BENCHMARK_IMAGES // 2
+
+
+def split_size(text: str) -> int:
+    """argparse type of ``data generate --size / --val-size``: 1 to :data:`MAX_SPLIT` images."""
+    return _int(text, 1, MAX_SPLIT)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,8 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "bundled with scikit-image / scikit-learn / matplotlib.")  # fmt: skip
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument("--size", type=positive_int, help="number of training images (default: the benchmark's)")
-    p.add_argument("--val-size", type=positive_int, help="validation images (default: the benchmark's, or size/5)")
+    p.add_argument("--size", type=split_size,
+                   help=f"number of training images, up to {MAX_SPLIT} (default: the benchmark's)")  # fmt: skip
+    p.add_argument("--val-size", type=split_size, help="validation images (default: the benchmark's, or size/5)")
     p.add_argument("--workers", type=positive_int, default=1, help="rendering processes (1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing, different benchmark")
     add_no_progress(p)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mgdet.cli.common import add_no_progress, positive_int
+from mgdet.cli.common import add_no_progress, input_size, positive_int
 from mgdet.demo.recipe import DEFAULT_DATA, DEMO_TRAIN_EPOCHS, RECIPE_EPOCHS
+from mgdet.limits import MAX_INPUT_SIZE
 
 DEMO_HELP = f"""What Mutual Guidance does, in about 5 minutes on two CPU cores:
 1. generate the CPU benchmark if it is missing (default ./{DEFAULT_DATA});
@@ -38,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--full", action="store_true",
                    help=f"train the whole recipe live ({RECIPE_EPOCHS} epochs per rule, about an hour on two CPU "
                         "cores) and compare it with the zoo")  # fmt: skip
-    p.add_argument("--size", type=int, help="live training: input size in pixels, a multiple of 32 (recipe: 256)")
+    p.add_argument("--size", type=input_size,
+                   help=f"live training: input size in pixels, a multiple of 32 up to {MAX_INPUT_SIZE} "
+                        "(recipe: 256)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="live training seed, the same for both runs (0, as the zoo)")
     p.add_argument("--quick", action="store_true", help="a tiny benchmark and a few training steps (smoke test)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 import mgdet
-from mgdet.engine.config import MAX_WIDTH
 from mgdet.errors import MgdetError
+from mgdet.limits import MAX_CLASSES, MAX_HEAD_DEPTH, MAX_INPUT_SIZE, MAX_LEVELS, MAX_WIDTH
 
 
 class CheckpointError(MgdetError, RuntimeError):
@@ -95,9 +95,9 @@ def _not_a_checkpoint(path: Path, detail: str = "") -> str:
 
 
 #: ranges of the checkpoint fields checked before a detector is built (a crafted file cannot allocate much)
-MAX_CLASSES = 10_000
-INPUT_SIZE_RANGE = (32, 4096)
-WIDTH_RANGE = (1, MAX_WIDTH)
+INPUT_SIZE_RANGE = (32, MAX_INPUT_SIZE)
+FIELD_RANGES = {"neck_width": (1, MAX_WIDTH), "head_width": (1, MAX_WIDTH), "head_depth": (1, MAX_HEAD_DEPTH),
+                "num_levels": (1, MAX_LEVELS)}  # fmt: skip
 
 
 def validate_fields(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
@@ -124,9 +124,9 @@ def validate_fields(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
     sizes = list(size) if isinstance(size, list | tuple) else [size]
     if not sizes or len(sizes) > 2 or not all(_int_in(v, *INPUT_SIZE_RANGE) for v in sizes):
         raise bad("input_size", f"an integer (or [h, w]) from {INPUT_SIZE_RANGE[0]} to {INPUT_SIZE_RANGE[1]}")
-    for key in ("neck_width", "head_width", "head_depth", "num_levels"):
-        if key in mc and not _int_in(mc[key], *WIDTH_RANGE):
-            raise bad(key, f"an integer from {WIDTH_RANGE[0]} to {WIDTH_RANGE[1]}")
+    for key, (lo, hi) in FIELD_RANGES.items():
+        if key in mc and not _int_in(mc[key], lo, hi):
+            raise bad(key, f"an integer from {lo} to {hi}")
     names = state.get("class_names")
     if names is not None and (not isinstance(names, list | tuple) or not all(isinstance(c, str) for c in names)):
         raise CheckpointError(f"{path}: class_names must be a list of strings, got {names!r:.200}")

@@ -21,6 +21,7 @@ import yaml
 
 from mgdet.anchors import PAPER_ANCHOR_BASE
 from mgdet.errors import MgdetError
+from mgdet.limits import MAX_HEAD_DEPTH, MAX_INPUT_SIZE, MAX_WIDTH
 from mgdet.losses import LossConfig
 from mgdet.postprocess import PAPER_POSTPROCESS
 from mgdet.strategies import STRATEGIES
@@ -228,8 +229,6 @@ def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
     return cls(**kwargs)
 
 
-#: upper bound of model.width / head_depth: the range a checkpoint's model_config is checked against
-MAX_WIDTH = 4096
 #: stages of every backbone (stage k ends at stride 2^k): model.frozen_stages is 0..BACKBONE_STAGES
 BACKBONE_STAGES = 5
 
@@ -252,10 +251,13 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         ),
         (t.sigma > 1, "train.sigma must be > 1 (Eq. 1 of the paper)"),
         (0 <= t.neg_iou <= t.pos_iou <= 1, "need 0 <= train.neg_iou <= train.pos_iou <= 1"),
-        (d.input_size >= 32 and d.input_size % 32 == 0, "data.input_size must be a multiple of 32 (>= 32)"),
+        (
+            32 <= d.input_size <= MAX_INPUT_SIZE and d.input_size % 32 == 0,
+            f"data.input_size must be a multiple of 32 from 32 to {MAX_INPUT_SIZE}",
+        ),
         (d.num_workers >= 0, "data.num_workers must be >= 0"),
         (8 <= cfg.model.width <= MAX_WIDTH, f"model.width must be from 8 to {MAX_WIDTH}"),
-        (1 <= cfg.model.head_depth <= MAX_WIDTH, f"model.head_depth must be from 1 to {MAX_WIDTH}"),
+        (1 <= cfg.model.head_depth <= MAX_HEAD_DEPTH, f"model.head_depth must be from 1 to {MAX_HEAD_DEPTH}"),
         (
             0 <= cfg.model.frozen_stages <= BACKBONE_STAGES,
             f"model.frozen_stages must be from 0 (none) to {BACKBONE_STAGES} (the whole backbone)",

@@ -61,9 +61,11 @@ def test_overrides(tmp_path):
         ({"loss": {"focal_alpha": float("nan")}}, "loss.focal_alpha: expected a finite number"),
         ({"train": {"max_iters": -1}}, "train.max_iters must be >= 0"),
         ({"train": {"eval_interval": -2}}, "train.eval_interval must be >= 0"),
-        ({"model": {"head_depth": 0}}, "model.head_depth must be from 1 to 4096"),
+        ({"model": {"head_depth": 0}}, "model.head_depth must be from 1 to 16"),
+        ({"model": {"head_depth": 17}}, "model.head_depth must be from 1 to 16"),
         ({"model": {"frozen_stages": 6}}, "model.frozen_stages must be from 0 (none) to 5"),
-        ({"model": {"width": 5000}}, "model.width must be from 8 to 4096"),
+        ({"model": {"width": 2048}}, "model.width must be from 8 to 1024"),
+        ({"data": {"input_size": 4096}}, "data.input_size must be a multiple of 32 from 32 to 2048"),
         ({"output_dir": ""}, "output_dir must not be empty"),
     ],
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from mgdet.data.benchmark.scene import (
 )
 from mgdet.data.benchmark.statistics import sample_statistics
 from mgdet.errors import OutputError
+from mgdet.limits import MAX_BENCHMARK_IMAGES, MAX_INPUT_SIZE
 
 GENERATOR_VERSION = "1.0"
 """Bumped whenever the rendered pixels or annotations change for a given seed."""
@@ -169,6 +171,9 @@ Redistributing this generated folder therefore requires keeping this README (the
 """
 
 
+_STEM = re.compile(r"(train|val)_(\d{6,})")
+
+
 def owned_files(root: Path) -> list[Path] | None:
     """The files the generator wrote into ``root``, from the parameters recorded in ``benchmark.json`` (a
     finished run) or :data:`MARKER` (an unfinished one); ``None`` when neither is there (not a benchmark)."""
@@ -179,11 +184,15 @@ def owned_files(root: Path) -> list[Path] | None:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         files = [root / n for n in ("classes.txt", "README.md", "benchmark.json", MARKER)]
-        for split, count in counts.items():
+        for split in counts:
             files += [root / "ImageSets" / "Main" / f"{split}.txt", root / "annotations" / f"instances_{split}.json"]
-            for i in range(count):
-                stem = image_stem(split, i)
-                files += [root / "JPEGImages" / f"{stem}.jpg", root / "Annotations" / f"{stem}.xml"]
+        # the images and annotations present, not every index the record claims (which may be any number)
+        for sub, ext in (("JPEGImages", ".jpg"), ("Annotations", ".xml")):
+            folder = root / sub
+            for f in folder.iterdir() if folder.is_dir() else ():
+                m = _STEM.fullmatch(f.name[: -len(ext)]) if f.name.endswith(ext) else None
+                if m and int(m.group(2)) < counts[m.group(1)] and image_stem(m.group(1), int(m.group(2))) == m.group(0):
+                    files.append(f)
         return files
     return None
 
@@ -281,6 +290,8 @@ def generate_benchmark(
     """
     if num_train < 0 or num_val < 0 or image_size < 32:
         raise ValueError("num_train/num_val must be >= 0 and image_size >= 32")
+    if num_train + num_val > MAX_BENCHMARK_IMAGES or image_size > MAX_INPUT_SIZE:
+        raise ValueError(f"at most {MAX_BENCHMARK_IMAGES} images of at most {MAX_INPUT_SIZE} px")
     root = Path(out_dir)
     if not overwrite and benchmark_matches(root, seed, num_train, num_val, image_size):
         meta = json.loads((root / "benchmark.json").read_text())
