@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -288,7 +289,21 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw != "" else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from None
+    comment = re.search(r"(^|\s)#", raw)
+    if comment and _same_yaml(raw[: comment.start()], value):  # YAML read the rest as a comment
+        raise ConfigError(
+            f"override {text!r}: '#' after a space starts a YAML comment, which would silently drop "
+            f"{raw[comment.start() :].strip()!r}; quote the value, e.g. {key}='{raw}'"
+        )
     return key.strip().split("."), value
+
+
+def _same_yaml(text: str, value: Any) -> bool:
+    """Whether ``text`` parses (as YAML) to ``value``."""
+    try:
+        return yaml.safe_load(text) == value
+    except yaml.YAMLError:
+        return False
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

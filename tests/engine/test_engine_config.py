@@ -91,3 +91,17 @@ def test_infinite_values_from_the_command_line_are_refused(tmp_path):
     for text in ("train.lr=1e309", "train.lr=.inf", "train.sigma=-.inf"):
         with pytest.raises(ConfigError, match="expected a finite number"):
             load_config(None, [text])
+
+
+def test_an_override_whose_value_yaml_would_cut_at_a_comment_is_refused():
+    """``output_dir=runs/a #1`` used to train into ``runs/a`` (YAML dropped ' #1'; issue 22, item 14)."""
+    from mgdet.engine.config import parse_override
+
+    for text, dropped in (("output_dir=runs/a #1", "'#1'"), ("train.lr=0.01 # was 0.02", "'# was 0.02'"),
+                          ("output_dir=#x", "'#x'")):  # fmt: skip
+        with pytest.raises(ConfigError, match="starts a YAML comment") as e:
+            parse_override(text)
+        assert dropped in str(e.value) and "quote the value" in str(e.value)
+    assert parse_override("output_dir='runs/a #1'") == (["output_dir"], "runs/a #1")
+    assert parse_override('output_dir="a #1"') == (["output_dir"], "a #1")
+    assert parse_override("output_dir=runs/a#1") == (["output_dir"], "runs/a#1")  # no space: not a comment
