@@ -191,13 +191,41 @@ def detect_paths(
     from mgdet.data.image_io import read_images
 
     with tqdm(total=len(paths), desc="detect", unit="img", disable=not progress) as bar:
-        for start in range(0, len(paths), batch_size):
-            chunk = read_images(list(paths[start : start + batch_size]), on_error)
+        for group in pixel_batches(paths, batch_size):
+            chunk = read_images(group, on_error)
             good = [(p, im) for p, im, _ in chunk if im is not None]
             found = dict(zip([p for p, _ in good], backend.detect([im for _, im in good]))) if good else {}
             for p, im, message in chunk:
                 yield (p, im, found[p]) if im is not None else (p, None, {"error": message})
                 bar.update(1)
+
+
+#: decoded pixels one detect batch may hold (64 MP: about 190 MB as RGB); a larger image goes alone
+BATCH_PIXELS = 64_000_000
+
+
+def pixel_batches(paths: Sequence[Path], batch_size: int, budget: int = BATCH_PIXELS) -> Iterator[list[Path]]:
+    """``paths`` in order, in groups of at most ``batch_size`` whose pixel counts (from the headers) add up to at
+    most ``budget``, so that a batch of huge images does not exhaust the memory; an image over the budget goes in
+    a group of its own. An unreadable header counts as 0 pixels (reading it fails later, as it would anyway)."""
+    from mgdet.data.errors import DatasetError
+    from mgdet.data.image_io import header_info
+
+    group: list[Path] = []
+    total = 0
+    for path in paths:
+        try:
+            h, w, _ = header_info(path)
+            pixels = h * w
+        except DatasetError:
+            pixels = 0
+        if group and (len(group) >= batch_size or total + pixels > budget):
+            yield group
+            group, total = [], 0
+        group.append(path)
+        total += pixels
+    if group:
+        yield group
 
 
 def write_detections(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -94,6 +95,21 @@ def check_run_folder(out_dir: str | Path, resume: str | Path | None, restart: bo
             f"--resume {resume} continues the run in {source}, but output_dir {out_dir} holds another run's "
             f"{', '.join(held)}: resume into the checkpoint's folder (output_dir={source}) or into a new one"
         )
+
+
+def check_writable(folder: str | Path, option: str = "--out") -> None:
+    """Create ``folder`` (and its parents) and write a probe file there, before any work: an unwritable output
+    folder is refused now instead of after the work is done."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".mgdet-write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(
+            f"{option} {folder}: cannot write there ({e.strerror or e}); choose a folder you can write to"
+        ) from None
 
 
 def distinct_names(paths: Sequence[Path], suffix: str = ".jpg") -> list[str]:

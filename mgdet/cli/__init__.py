@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             raise
+        worker = worker_error(e)
+        if worker is not None and worker[0].startswith("mgdet."):  # a user error, raised in a worker
+            print(f"mgdet {verb}: error: {error_line(e)}", file=sys.stderr)
+            return 2
         print(f"mgdet {verb}: internal error: {type(e).__name__}: {error_line(e)} "
               "(please report it; rerun with mgdet --debug to see the traceback)", file=sys.stderr)  # fmt: skip
         return 1
@@ -93,7 +97,25 @@ def error_line(e: BaseException) -> str:
             errno.EISDIR: "this is a folder: give a file name",
         }.get(e.errno or 0)
         return f"{paths}: {reason}" + (f"; {hint}" if hint else "")
+    worker = worker_error(e)
+    if worker is not None:
+        return f"{worker[1]} (raised in a data loader worker)"
     return " ".join(str(e).split()) or type(e).__name__
+
+
+#: how torch re-raises an exception of a DataLoader worker: a message holding the worker's whole traceback
+_WORKER_TRACEBACK = "Original Traceback (most recent call last):"
+
+
+def worker_error(e: BaseException) -> tuple[str, str] | None:
+    """``(exception type, message)`` of the error a data loader worker raised, when ``e`` is torch's re-raise
+    of it (whose text holds the worker's traceback); None for any other exception."""
+    text = str(e)
+    if _WORKER_TRACEBACK not in text:
+        return None
+    last = [line for line in text.splitlines() if line.strip()][-1].strip()  # "pkg.Type: message"
+    name, sep, message = last.partition(": ")
+    return (name, " ".join(message.split())) if sep else (type(e).__name__, last)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=24.0,
         help="smallest anchor side in pixels (the paper's 24 at 320 px; model.anchor_base)",
     )
+    p.add_argument("--headers-only", action="store_true",
+                   help="check image headers and structure only, without decoding the pixels (faster; misses "
+                        "pixel data that is short or corrupt)")  # fmt: skip
+    add_no_progress(p)
     p.set_defaults(func=check)
 
     p = data.add_parser("generate", help="write the shipped CPU benchmark dataset",
@@ -68,7 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def check(args: argparse.Namespace) -> int:
     from mgdet.data import check_dataset
 
-    report = check_dataset(args.root, format=args.format, split=args.split)
+    report = check_dataset(args.root, format=args.format, split=args.split, decode=not args.headers_only,
+                           progress=not args.no_progress)  # fmt: skip
     print(report.summary())
     if report.records and args.detector != "none":
         from mgdet.engine.coverage import records_coverage

@@ -25,9 +25,10 @@ def run(args: argparse.Namespace) -> int:
         import onnx  # noqa: F401
     except ModuleNotFoundError:
         raise MgdetError("mgdet export needs the 'onnx' package: pip install 'mgdet[deploy]'") from None
-    from mgdet.outputs import check_not_inputs
+    from mgdet.outputs import check_not_inputs, check_writable
 
     check_not_inputs([args.onnx], [args.checkpoint])  # before anything is written
+    check_writable(Path(args.onnx).parent, "--onnx")  # before the export's work
     if Path(args.onnx).exists() and not args.overwrite:
         raise OutputError(f"--onnx {args.onnx} already exists; choose another name, or pass --overwrite to replace it")
     version = args.opset or DEFAULT_OPSET

@@ -8,6 +8,7 @@ from typing import Any
 
 from mgdet.cli.common import add_device, add_format, positive_int, print_table, torch_device
 from mgdet.errors import InputFileError, MgdetError
+from mgdet.outputs import check_writable
 
 DEFAULT_IMAGES = 4
 
@@ -172,6 +173,7 @@ def _strategy(run_config: dict[str, Any], fallback: str) -> str:
 def _amplification(args: argparse.Namespace) -> int:
     from mgdet.viz.amplification import save_amplification
 
+    check_writable(Path(args.out).resolve().parent)
     print(f"wrote {save_amplification(args.out)}")
     return 0
 
@@ -182,6 +184,7 @@ def _assignment(args: argparse.Namespace) -> int:
     from mgdet.engine.checkpoint import load_detector
     from mgdet.viz.assignment import render_assignment
 
+    check_writable(args.out)  # before the work
     detector, run_config = load_detector(args.checkpoint, map_location=torch_device(args.device))
     dataset = _open_data(args, run_config, [args.checkpoint])
     size = _input_size(detector, run_config)
@@ -208,6 +211,7 @@ def _detections(args: argparse.Namespace) -> int:
     from mgdet.viz.common import save_figure
     from mgdet.viz.detections import plot_detections, run_detector
 
+    check_writable(args.out)  # before the work
     device = torch_device(args.device)
     det_a, cfg_a = load_detector(args.checkpoint_a, map_location=device)
     det_b, cfg_b = load_detector(args.checkpoint_b, map_location=device)
@@ -258,6 +262,7 @@ def _curves(args: argparse.Namespace) -> int:
     history_path = run_dir / "history.csv"
     if not history_path.is_file():
         raise InputFileError(f"{history_path}: not found (is RUN_DIR a training run folder?)")
+    check_writable(out)
     history = read_history(history_path)
     written = [save_figure(plot_training_curves(history, title=run_dir.name), out / "training_curves.png")]
     if args.eval_json:

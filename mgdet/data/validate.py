@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .coco import CocoDataset
 from .errors import IMAGE, DatasetError, Problem
-from .image_io import probe_image_info
+from .image_io import probe_image_info, read_image
 from .records import RecordDataset
 from .voc import VOC_CLASSES, VOCDataset, voc_datasets
 from .yolo import YoloDataset
@@ -162,8 +162,13 @@ def check_dataset(
     split: str | None = None,
     class_names: tuple[str, ...] | list[str] | None = None,
     scan_images: bool = True,
+    decode: bool = False,
+    progress: bool = False,
 ) -> CheckReport:
     """List ALL problems of a dataset (a folder/json as in :func:`open_dataset`, or a built loader).
+
+    ``scan_images`` checks each image's header and structure; ``decode`` also decodes its pixels (finds
+    pixel data that is short or corrupt, which the header scan cannot see; slower). ``progress``: a bar.
 
     File-level problems that make the whole dataset unreadable (no split file, json not parsable)
     are reported as the only error. Never raises DatasetError.
@@ -182,7 +187,9 @@ def check_dataset(
     for p in ds.problems:
         (report.broken_images if p.kind == IMAGE else report.errors).append(p)
     hist = Counter()
-    for rec in ds.records:
+    from tqdm import tqdm
+
+    for rec in tqdm(ds.records, desc="check", unit="img", disable=not (progress and scan_images), leave=False):
         hist.update(rec.labels.tolist())
         report.num_ignored += int(rec.ignore.sum())
         if scan_images:
@@ -190,6 +197,8 @@ def check_dataset(
                 orientation = probe_image_info(rec.path, expected_hw=(rec.height, rec.width))[2]
                 if orientation != 1:
                     report.exif_rotated.append(f"{rec.path} (orientation {orientation})")
+                if decode:
+                    read_image(rec.path, expected_hw=(rec.height, rec.width))
             except DatasetError as exc:
                 report.broken_images.append(Problem(str(rec.path), exc.reason, key=rec.key, kind=IMAGE))
     report.num_images = len(ds.records)

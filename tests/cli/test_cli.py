@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from mgdet.cli import build_parser, main
@@ -103,3 +106,37 @@ def test_data_check_reports_exif_rotated_images(tiny_dataset, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "OK" in out and "1 image(s) carry an EXIF orientation tag" in out
     assert "train_000003.jpg (orientation 3)" in out
+
+
+def _short_png(path: Path, h: int = 40, w: int = 48) -> None:
+    """A PNG whose header and chunk CRCs are valid but whose pixel data holds only half the rows."""
+    import struct
+    import zlib
+
+    rows = np.random.default_rng(0).integers(0, 255, (h // 2, w * 3), dtype=np.uint8)
+    raw = b"".join(b"\x00" + r.tobytes() for r in rows)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+
+
+def test_data_check_decodes_the_pixels_and_finds_short_image_data(tmp_path, capsys):
+    """A PNG with short pixel data passed `data check` (header scan) and failed mid-epoch (issue 22, item 14)."""
+    root = tmp_path / "yolo"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text("cat\n")
+    cv2.imwrite(str(root / "images" / "good.png"), np.full((40, 48, 3), 90, np.uint8))
+    _short_png(root / "images" / "short.png")
+    for stem in ("good", "short"):
+        (root / "labels" / f"{stem}.txt").write_text("0 0.5 0.5 0.4 0.4\n")
+    assert main(["data", "check", str(root), "--detector", "none", "--headers-only", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["data", "check", str(root), "--detector", "none", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "short.png" in out and "could not be decoded" in out and "good.png" not in out

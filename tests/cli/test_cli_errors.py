@@ -44,7 +44,7 @@ def test_every_error_class_derives_from_one_base() -> None:
         (["export", "C.pth", "--onnx", "x.onnx", "--input-size", "0"], "between 32 and 2048"),
         (["export", "C.pth", "--onnx", "x.onnx", "--opset", "5"], "must be between 13 and 20"),
         (["selfcheck", "--size", "0"], "between 32 and 2048"),
-        (["data", "generate", "--out", "x", "--size", "-3"], "must be at least 1"),
+        (["data", "generate", "--out", "x", "--size", "-3"], "must be between 1 and 5000000"),
     ],
 )
 def test_bad_option_values_are_usage_errors(capsys, argv: list[str], said: str) -> None:
@@ -240,3 +240,27 @@ def test_detect_takes_odd_file_names_and_skips_what_is_no_image_file(
     again = [*cmd[:7], str(tmp_path / "out2"), "--no-progress"]
     proc = subprocess.run(again, capture_output=True, timeout=300, text=True, errors="replace")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "pipe.jpg: not a regular file" in proc.stderr
+
+
+def test_detect_batches_respect_a_pixel_budget(tmp_path: Path) -> None:
+    """4 small PNGs of huge dimensions used to be decoded in one batch (3.4 GB; issue 22, item 14): batches now
+    hold at most BATCH_PIXELS decoded pixels, a larger image alone, in the input order."""
+    import cv2
+    import numpy as np
+
+    from mgdet.deploy import BATCH_PIXELS, pixel_batches
+
+    sizes = {"a": (20, 20), "b": (6000, 6000), "c": (6000, 6000), "d": (9000, 9000), "e": (20, 20), "f": (20, 20)}
+    paths = []
+    for name, (h, w) in sizes.items():
+        path = tmp_path / f"{name}.png"
+        assert cv2.imwrite(str(path), np.zeros((h, w), np.uint8))  # flat: a few KB on disk
+        paths.append(path)
+    (tmp_path / "g.png").write_bytes(b"not an image")  # counts as 0 pixels; reading it fails later
+    paths.append(tmp_path / "g.png")
+    groups = [[p.stem for p in g] for g in pixel_batches(paths, batch_size=8)]
+    assert groups == [["a", "b"], ["c"], ["d"], ["e", "f", "g"]]
+    for g in pixel_batches(paths, batch_size=8):
+        pixels = sum(sizes.get(p.stem, (0, 0))[0] * sizes.get(p.stem, (0, 0))[1] for p in g)
+        assert pixels <= BATCH_PIXELS or len(g) == 1
+    assert [len(g) for g in pixel_batches(paths, batch_size=2)] == [2, 1, 1, 2, 1]

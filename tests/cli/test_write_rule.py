@@ -260,3 +260,61 @@ def test_resuming_another_folders_checkpoint_never_replaces_a_run(tmp_path, tiny
                "--no-tensorboard"])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     assert (new / "last.pth").is_file()
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in, even as root: immutable (chattr +i) when the file system
+    allows it, else read-only permissions for a non-root user; skipped when neither can be arranged."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        if os.geteuid() == 0:
+            pytest.skip("no way to make a folder unwritable for root here")
+        folder.chmod(0o555)
+    try:
+        (folder / "probe").write_bytes(b"")
+    except OSError:
+        return folder
+    pytest.skip("the folder stayed writable")
+
+
+@pytest.fixture
+def locked(tmp_path: Path):
+    import subprocess
+
+    folder = _unwritable_folder(tmp_path)
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+    folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("verb", ["export", "visualize detections", "visualize assignment", "eval", "detect"])
+def test_an_unwritable_output_folder_is_refused_before_the_work(verb, locked, tiny_checkpoint, tiny_dataset,
+                                                                  photos, monkeypatch, capsys):  # fmt: skip
+    """An unwritable output folder used to be found only when the results were written (issue 22, item 14)."""
+    import mgdet.engine.checkpoint as checkpoint
+    import mgdet.engine.inference as inference
+    import mgdet.export as export
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the verb started its work before checking its output folder")
+
+    if verb.startswith("visualize"):  # loading the detector is where the figures' work starts
+        monkeypatch.setattr(checkpoint, "load_detector", no_work)
+    monkeypatch.setattr(export, "export_checkpoint", no_work)
+    monkeypatch.setattr(inference, "evaluate_model", no_work)
+    monkeypatch.setattr(inference, "detect_images", no_work)
+    c, d = str(tiny_checkpoint), str(tiny_dataset)
+    argv = {
+        "export": ["export", c, "--onnx", str(locked / "x.onnx")],
+        "visualize detections": ["visualize", "detections", c, c, "--data", d, "--out", str(locked)],
+        "visualize assignment": ["visualize", "assignment", c, "--data", d, "--out", str(locked)],
+        "eval": ["eval", c, "--data", d, "--out", str(locked), "--no-progress"],
+        "detect": ["detect", c, str(photos), "--out", str(locked), "--no-progress"],
+    }[verb]
+    assert _rc(argv) == 2
+    err = capsys.readouterr().err
+    assert str(locked) in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

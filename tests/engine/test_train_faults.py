@@ -167,3 +167,23 @@ def test_decode_failure_mid_run_honours_on_error(tiny_dataset, tmp_path, monkeyp
     assert len(res.skipped_images) == 1 and val_victim in res.skipped_images[0]
     gone = {int(r.image_id) for r in val.records if r.path.name == val_victim}
     assert not any(d["image_id"] in gone for d in res.coco_results)
+
+
+def test_a_data_loader_workers_error_is_one_line_naming_the_file(tiny_dataset, tmp_path, capsys):
+    """An image that fails to decode in a loader worker used to print the worker's traceback inside the one-line
+    error (issue 22, item 14)."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    victim = data / "JPEGImages" / "train_000003.jpg"
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    cfg = tiny_config(data, tmp_path / "run", epochs=1, eval_interval=0)
+    cfg["data"].update(num_workers=1, check_images=False)  # found only when the worker decodes it
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path), "--no-progress", "--no-tensorboard"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and 'File "' not in err
+    assert "train_000003.jpg: JPEG is truncated" in err and "data loader worker" in err
