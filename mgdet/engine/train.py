@@ -25,7 +25,6 @@ from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-import mgdet
 from mgdet.data import DatasetError, DetectionDataset, EpochRandomSampler, collate_detections
 from mgdet.data.collate import seed_worker
 from mgdet.data.transforms import build_train_transform
@@ -42,16 +41,16 @@ from mgdet.engine.checkpoint import (
     check_resume_identity,
     load_checkpoint,
     non_finite,
-    rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from mgdet.engine.config import ConfigError, RunConfig, augment_mode, save_config
 from mgdet.engine.feature_cache import FeatureCache, backbone_is_frozen
 from mgdet.engine.inference import evaluate_model
+from mgdet.engine.state import EpochStats, TrainState
 from mgdet.errors import MgdetError
 from mgdet.outputs import check_run_folder, folder_lock
-from mgdet.stats import SCORE_BINS, assignment_stats, epoch_means, histogram_mean, histogram_median, score_histogram
+from mgdet.stats import assignment_stats
 
 HISTORY_COLUMNS = [
     "epoch", "iter", "lr", "loss", "loss_cls", "loss_reg", "pos_cls_per_gt", "pos_reg_per_gt", "ign_per_gt",
@@ -263,16 +262,101 @@ def _train(
     log: Callable[[str], None] | None,
     restart: bool = False,
 ) -> TrainResult:
-    """The body of :func:`train`, once the output folder is locked."""
+    """The body of :func:`train`, once the output folder is locked: build, resume, epochs, final evaluation."""
     say = log if (log is not None and info.is_main) else (lambda _msg: None)
+    if info.is_main:
+        check_run_folder(cfg.output_dir, resume, restart)  # before anything is written
+    run = build_run(cfg, info, say, progress)
+    state = resume_run(run, resume) if resume else TrainState()
+    if info.is_main:  # only now: a refused --resume leaves the run folder describing its weights
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run.out_dir / "config.yaml")
+    run.writer = _tensorboard(run.out_dir, tensorboard and info.is_main)
+    result = TrainResult(run.out_dir, state.history)
+    with _StopFlag() as stop:
+        while state.epoch < cfg.train.epochs and not run.reached_max_iters(state):
+            if not train_one_epoch(run, state, stop, result, progress):
+                result.checkpoint = run.checkpoint(state, run.out_dir / "last.pth")
+                result.interrupted = True
+                say(f"interrupted: checkpoint written to {run.out_dir / 'last.pth'}; continue with --resume")
+                break
+            final = state.epoch == cfg.train.epochs or run.reached_max_iters(state)
+            every = cfg.train.eval_interval
+            due = info.is_main and bool(every) and state.epoch % every == 0 and not final
+            evaluate_and_save(run, state, result, evaluate=due, progress=progress)
+            distr.barrier(info)
+    _report(run, state, result)
+    if evaluate_at_end and info.is_main and not result.interrupted:
+        evaluate_and_save(run, state, result, evaluate=True, progress=progress, final=True)
+    if run.writer is not None:
+        run.writer.close()
+    distr.barrier(info)  # the other ranks wait for rank 0's evaluation: the process group is torn down together
+    distr.cleanup(info)
+    return result
+
+
+@dataclass
+class Run:
+    """What a run builds once, before its first step (:func:`build_run`)."""
+
+    cfg: RunConfig
+    info: distr.DistInfo
+    device: torch.device
+    det: Any  # the Detector
+    model: torch.nn.Module  # ``det``, or its DDP wrapper under torchrun
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: ModelEMA | None
+    cache: FeatureCache | None
+    loader: DataLoader
+    sampler: SkipSampler
+    train_ds: DetectionDataset
+    val_base: Any
+    class_names: list[str]
+    model_config: dict[str, Any]
+    per_proc_batch: int
+    iters_per_epoch: int
+    total_iters: int
+    use_amp: bool
+    amp_dtype: torch.dtype
+    say: Callable[[str], None]
+    writer: Any = None
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.cfg.output_dir)
+
+    def lr(self, it: int) -> float:
+        return lr_at(it, self.total_iters, self.iters_per_epoch, self.cfg.train)
+
+    def reached_max_iters(self, state: TrainState) -> bool:
+        return bool(self.cfg.train.max_iters and state.iteration >= self.cfg.train.max_iters)
+
+    def checkpoint(self, state: TrainState, path: Path) -> Path | None:
+        """Write ``state`` with the current weights to ``path`` (rank 0 only); never with non-finite weights."""
+        if not self.info.is_main:
+            return None
+        ema = self.ema.module.state_dict() if self.ema else None
+        ckpt = state.to_checkpoint(
+            model=self.det.state_dict(), optimizer=self.opt.state_dict(), scaler=self.scaler.state_dict(),
+            ema=ema, ema_updates=self.ema.updates if self.ema else 0, config=self.cfg.to_dict(),
+            model_config=self.model_config, class_names=self.class_names,
+        )  # fmt: skip
+        bad = non_finite(ckpt["model"]) + non_finite(ema or {})
+        if bad:  # never write a checkpoint that every verb would refuse (and that would replace a good one)
+            raise TrainingError(
+                f"the weights hold NaN or infinite values after step {state.iteration} (epoch {state.epoch}; e.g. "
+                f"{bad[:3]}): lower train.lr (now {self.cfg.train.lr}) or enable train.grad_clip; {path} was not "
+                "written" + (" (it keeps the previous checkpoint)" if path.is_file() else "")
+            )
+        return save_checkpoint(ckpt, path)
+
+
+def build_run(cfg: RunConfig, info: distr.DistInfo, say: Callable[[str], None], progress: bool = False) -> Run:
+    """Seed, then build the data (scanned), the loader, the detector, the optimiser, AMP and the EMA."""
     device = distr.resolve_device(cfg.device, info)
     t = cfg.train
-    out_dir = Path(cfg.output_dir)
-    if info.is_main:
-        check_run_folder(out_dir, resume, restart)  # before anything is written
     _seed_everything(t.seed, t.deterministic)
-
-    # ---- data
     train_base = build_dataset(cfg.data, train=True)
     class_names = list(cfg.data.class_names or train_base.class_names)
     val_base = build_dataset(cfg.data, train=False, class_names=class_names)
@@ -283,8 +367,7 @@ def _train(
                 say(f"skipped {len(dropped)} broken image(s), e.g. {dropped[0]}")
     if len(train_base) == 0:
         raise DatasetError("no training image left after skipping broken files; nothing to train on", cfg.data.root)
-    size = cfg.data.input_size
-    transform = build_train_transform(size, augment_mode(cfg.data.augment))
+    transform = build_train_transform(cfg.data.input_size, augment_mode(cfg.data.augment))
     train_ds = DetectionDataset(train_base, transform, train=True, seed=t.seed)
     per_proc_batch = max(1, t.batch_size // info.world_size)
     inner: Sampler[int] = (
@@ -306,7 +389,6 @@ def _train(
     if t.max_iters:
         total_iters = min(total_iters, t.max_iters)
 
-    # ---- model, optimiser
     from mgdet.models import build_detector
 
     mkw = model_kwargs(cfg, len(class_names))
@@ -318,213 +400,189 @@ def _train(
     )
     groups = param_groups(det, t.weight_decay, t.backbone_lr_mult)
     if t.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=False)
+        opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=False)
     else:
         opt = torch.optim.AdamW(groups, lr=t.lr)
     use_amp = (device.type == "cuda") if t.amp is None else t.amp
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and device.type == "cuda")
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     ema = ModelEMA(det, t.ema_decay) if t.ema else None
+    return Run(
+        cfg=cfg, info=info, device=device, det=det, model=model, opt=opt, scaler=scaler, ema=ema, cache=cache,
+        loader=loader, sampler=sampler, train_ds=train_ds, val_base=val_base, class_names=class_names,
+        model_config=mkw, per_proc_batch=per_proc_batch, iters_per_epoch=iters_per_epoch, total_iters=total_iters,
+        use_amp=use_amp, amp_dtype=amp_dtype, say=say,
+    )  # fmt: skip
 
-    # ---- resume
-    start_epoch, it, epoch_iter, history, best_ap = 0, 0, 0, [], -1.0
-    # the unfinished epoch's statistics (hist: counts of the positives' class scores, see mgdet.stats)
-    partial: dict[str, Any] = {"sums": {}, "skipped": 0, "seconds": 0.0, "hist": [0] * SCORE_BINS}
-    if resume:
-        state = load_checkpoint(resume, map_location=device)
-        check_resume_identity(state, resume, mkw, class_names)
-        try:
-            det.load_state_dict(state["model"])
-        except RuntimeError as e:
-            raise CheckpointError(f"{resume}: weights do not fit this config's model: {str(e)[:300]}") from None
-        if not isinstance(state.get("optimizer"), dict) or "rng" not in state:
-            raise CheckpointError(f"{resume}: holds weights only (no optimiser or RNG state, e.g. a zoo detector), "
-                                  "so it cannot be resumed; resume from a run's last.pth")  # fmt: skip
-        opt.load_state_dict(state["optimizer"])
-        if ema is not None and state.get("ema") is not None:
-            ema.module.load_state_dict(state["ema"])
-            ema.updates = int(state.get("ema_updates", 0))
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, it, epoch_iter = int(state["epoch"]), int(state["iteration"]), int(state.get("epoch_iter", 0))
-        history, best_ap = list(state.get("history", [])), float(state.get("best_ap", -1.0))
-        if epoch_iter:
-            partial = dict(state.get("partial_epoch", partial))
-        set_rng_state(state["rng"])
-        say(f"resumed from {resume}: epoch {start_epoch} (+{epoch_iter} steps), step {it}")
 
-    if info.is_main:  # only now: a refused --resume leaves the run folder describing its weights
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / "config.yaml")
+def resume_run(run: Run, resume: str | Path) -> TrainState:
+    """Load ``resume`` into the run's model, optimiser, EMA, scaler and RNGs; returns where it stopped."""
+    ckpt = load_checkpoint(resume, map_location=run.device)
+    check_resume_identity(ckpt, resume, run.model_config, run.class_names)
+    try:
+        run.det.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{resume}: weights do not fit this config's model: {str(e)[:300]}") from None
+    if not isinstance(ckpt.get("optimizer"), dict) or "rng" not in ckpt:
+        raise CheckpointError(f"{resume}: holds weights only (no optimiser or RNG state, e.g. a zoo detector), "
+                              "so it cannot be resumed; resume from a run's last.pth")  # fmt: skip
+    run.opt.load_state_dict(ckpt["optimizer"])
+    if run.ema is not None and ckpt.get("ema") is not None:
+        run.ema.module.load_state_dict(ckpt["ema"])
+        run.ema.updates = int(ckpt.get("ema_updates", 0))
+    if ckpt.get("scaler"):
+        run.scaler.load_state_dict(ckpt["scaler"])
+    state = TrainState.from_checkpoint(ckpt)
+    set_rng_state(ckpt["rng"])
+    run.say(f"resumed from {resume}: epoch {state.epoch} (+{state.epoch_iter} steps), step {state.iteration}")
+    return state
 
-    def checkpoint(path: Path, epoch: int, epoch_iter: int) -> Path | None:
-        if not info.is_main:
-            return None
-        state = {
-            "model": det.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-            "ema": ema.module.state_dict() if ema else None, "ema_updates": ema.updates if ema else 0,
-            "epoch": epoch, "iteration": it, "epoch_iter": epoch_iter, "rng": rng_state(),
-            "config": cfg.to_dict(), "model_config": mkw, "class_names": class_names, "history": history,
-            "best_ap": best_ap, "mgdet_version": mgdet.__version__, "partial_epoch": partial,
-        }  # fmt: skip
-        bad = non_finite(state["model"]) + non_finite(state["ema"] or {})
-        if bad:  # never write a checkpoint that every verb would refuse (and that would replace a good one)
-            raise TrainingError(
-                f"the weights hold NaN or infinite values after step {it} (epoch {epoch}; e.g. {bad[:3]}): lower "
-                f"train.lr (now {t.lr}) or enable train.grad_clip; {path} was not written"
-                + (" (it keeps the previous checkpoint)" if path.is_file() else "")
-            )
-        return save_checkpoint(state, path)
 
-    writer = _tensorboard(out_dir, tensorboard and info.is_main)
-    result = TrainResult(out_dir, history)
-    bad_streak, finished = 0, False
-    with _StopFlag() as stop:
-        for epoch in range(start_epoch, t.epochs):
-            if t.max_iters and it >= t.max_iters:
-                break
-            sampler.set_epoch(epoch)
-            train_ds.set_epoch(epoch)
-            if cache is not None:  # the loader's workers (forked below) skip decoding the cached views
-                train_ds.pixel_free_views = dict(cache.sizes)
-            sampler.skip = epoch_iter * per_proc_batch
-            model.train()
-            keep_frozen_bn_eval(det)
-            sums: dict[str, float] = dict(partial["sums"]) if epoch_iter else {}
-            skipped = int(partial["skipped"]) if epoch_iter else 0
-            hist = list(partial.get("hist") or [0] * SCORE_BINS) if epoch_iter else [0] * SCORE_BINS
-            t0, seen = time.perf_counter() - (float(partial["seconds"]) if epoch_iter else 0.0), 0
-            steps_left = iters_per_epoch - epoch_iter
-            bar = tqdm(total=steps_left, desc=f"epoch {epoch + 1}/{t.epochs}", unit="it",
-                       disable=not (progress and info.is_main), leave=False)  # fmt: skip
-            for batch in loader:
-                if epoch_iter >= iters_per_epoch or (t.max_iters and it >= t.max_iters):
-                    break
-                result.failed_images += [f.message for f in batch.failed if f.message not in result.failed_images]
-                # every image of a batch failed to decode (data.on_error=skip): under torchrun all ranks skip
-                if not distr.all_agree(len(batch) > 0, info, device):
-                    continue
-                batch = batch.to(device, non_blocking=True)
-                lr = lr_at(it, total_iters, iters_per_epoch, t)
-                for g in opt.param_groups:
-                    g["lr"] = lr * g.get("lr_mult", 1.0)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    if cache is None:
-                        out = model(batch.images)
-                    else:  # single process only: the same neck + head as model(batch.images)
-                        feats = cache.features(det, batch.images, [m["view"] for m in batch.metas],
-                                               [m["orig_size"] for m in batch.metas])  # fmt: skip
-                        out = det.forward_features(feats, tuple(batch.images.shape[-2:]))
-                strategy = "iou" if it < t.static_warmup_iters else t.strategy  # warm-up: not in the paper
-                losses = det.loss(out, batch.gt_boxes, batch.gt_labels, strategy)
-                loss = losses["loss"]
-                finite = distr.all_agree(bool(torch.isfinite(loss)), info, device)  # skipped by all ranks or none
-                if finite:
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(opt)
-                    norm = torch.nn.utils.clip_grad_norm_(det.parameters(), t.grad_clip if t.grad_clip > 0 else 1e12)
-                    finite = bool(torch.isfinite(norm))
-                if finite:
-                    scaler.step(opt)
-                    scaler.update()
-                    if ema is not None:
-                        ema.update(det)
-                    bad_streak = 0
-                else:
-                    opt.zero_grad(set_to_none=True)
-                    skipped += 1
-                    bad_streak += 1
-                    if bad_streak > t.max_bad_steps:
-                        raise TrainingError(
-                            f"{bad_streak} non-finite steps in a row (epoch {epoch + 1}, step {it}): lower "
-                            f"train.lr (now {t.lr}), enable train.grad_clip, or check the data; "
-                            + (f"the last good checkpoint is {out_dir / 'last.pth'}"
-                               if (out_dir / "last.pth").is_file() else "no checkpoint was written")
-                        )  # fmt: skip
-                it += 1
-                epoch_iter += 1
-                seen += len(batch)
-                stats = _step_stats(det, losses, batch.gt_labels)
-                if finite:
-                    for k, v in stats.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    hist = [a + b for a, b in zip(hist, score_histogram(losses["pos_scores"]))]
-                if writer is not None and it % 20 == 0:
-                    for k, v in stats.items():
-                        writer.add_scalar(f"train/{k}", v, it)
-                    writer.add_scalar("train/lr", lr, it)
-                ips = seen * info.world_size / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{stats['loss']:.3f}", cls=f"{stats['loss_cls']:.3f}",
-                                reg=f"{stats['loss_reg']:.3f}", lr=f"{lr:.2e}", ips=f"{ips:.1f}")  # fmt: skip
-                bar.update(1)
-                if stop.requested:
-                    break
-            bar.close()
-            if stop.requested:
-                partial = {"sums": sums, "skipped": skipped, "seconds": time.perf_counter() - t0, "hist": hist}
-                result.checkpoint = checkpoint(out_dir / "last.pth", epoch, epoch_iter)
-                result.interrupted = True
-                say(f"interrupted: checkpoint written to {out_dir / 'last.pth'}; continue with --resume")
-                break
-            row: dict[str, Any] = epoch_means(sums, epoch_iter - skipped)  # mean over the finite steps
-            row.update(pos_score_median=histogram_median(hist), pos_score_mean=histogram_mean(hist))
-            row.update(epoch=epoch + 1, iter=it, lr=lr_at(max(it - 1, 0), total_iters, iters_per_epoch, t),
-                       skipped_steps=skipped, epoch_time_s=round(time.perf_counter() - t0, 2))  # fmt: skip
-            history.append(row)
-            last_epoch = epoch + 1 == t.epochs or bool(t.max_iters and it >= t.max_iters)
-            if info.is_main and t.eval_interval and (epoch + 1) % t.eval_interval == 0 and not last_epoch:
-                metrics = evaluate_model(ema.module if ema else det, val_base, cfg.eval, device,
-                                         progress=progress).metrics  # fmt: skip
-                row.update({k: metrics.get(k) for k in EVAL_KEYS})
-                if metrics["AP"] > best_ap:
-                    best_ap = metrics["AP"]
-                    checkpoint(out_dir / "best.pth", epoch + 1, 0)
-            epoch_iter = 0
-            result.checkpoint = checkpoint(out_dir / "last.pth", epoch + 1, 0)
-            if info.is_main:
-                _write_history(out_dir / "history.csv", history)
-                if writer is not None:
-                    for k in EVAL_KEYS:
-                        if row.get(k) is not None:
-                            writer.add_scalar(f"val/{k}", row[k], epoch + 1)
-            distr.barrier(info)
+def train_one_epoch(run: Run, state: TrainState, stop: _StopFlag, result: TrainResult, progress: bool) -> bool:
+    """The steps of epoch ``state.epoch`` (from ``state.epoch_iter`` on, after a resume); appends its history
+    row and moves ``state`` to the next epoch. False when Ctrl-C stopped it (``state`` then holds the unfinished
+    epoch, ready for a checkpoint)."""
+    t, info = run.cfg.train, run.info
+    run.sampler.set_epoch(state.epoch)
+    run.train_ds.set_epoch(state.epoch)
+    if run.cache is not None:  # the loader's workers (forked below) skip decoding the cached views
+        run.train_ds.pixel_free_views = dict(run.cache.sizes)
+    run.sampler.skip = state.epoch_iter * run.per_proc_batch
+    run.model.train()
+    keep_frozen_bn_eval(run.det)
+    stats = state.partial if state.epoch_iter else EpochStats()
+    t0, seen = time.perf_counter() - (stats.seconds if state.epoch_iter else 0.0), 0
+    bar = tqdm(total=run.iters_per_epoch - state.epoch_iter, desc=f"epoch {state.epoch + 1}/{t.epochs}", unit="it",
+               disable=not (progress and info.is_main), leave=False)  # fmt: skip
+    for batch in run.loader:
+        if state.epoch_iter >= run.iters_per_epoch or run.reached_max_iters(state):
+            break
+        result.failed_images += [f.message for f in batch.failed if f.message not in result.failed_images]
+        # every image of a batch failed to decode (data.on_error=skip): under torchrun all ranks skip
+        if not distr.all_agree(len(batch) > 0, info, run.device):
+            continue
+        batch = batch.to(run.device, non_blocking=True)
+        lr = run.lr(state.iteration)
+        losses, finite = train_step(run, batch, lr, state.iteration)
+        if finite:
+            state.bad_streak = 0
         else:
-            finished = True
-        finished = finished or bool(t.max_iters and it >= t.max_iters)
+            stats.skipped += 1
+            state.bad_streak += 1
+            if state.bad_streak > t.max_bad_steps:
+                last = run.out_dir / "last.pth"
+                raise TrainingError(
+                    f"{state.bad_streak} non-finite steps in a row (epoch {state.epoch + 1}, step "
+                    f"{state.iteration}): lower train.lr (now {t.lr}), enable train.grad_clip, or check the data; "
+                    + (f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written")
+                )
+        state.iteration += 1
+        state.epoch_iter += 1
+        seen += len(batch)
+        step = _step_stats(losses, batch.gt_labels)
+        if finite:
+            stats.add(step, losses["pos_scores"])
+        if run.writer is not None and state.iteration % 20 == 0:
+            for k, v in step.items():
+                run.writer.add_scalar(f"train/{k}", v, state.iteration)
+            run.writer.add_scalar("train/lr", lr, state.iteration)
+        ips = seen * info.world_size / max(time.perf_counter() - t0, 1e-9)
+        bar.set_postfix(loss=f"{step['loss']:.3f}", cls=f"{step['loss_cls']:.3f}", reg=f"{step['loss_reg']:.3f}",
+                        lr=f"{lr:.2e}", ips=f"{ips:.1f}")  # fmt: skip
+        bar.update(1)
+        if stop.requested:
+            break
+    bar.close()
+    if stop.requested:
+        stats.seconds = time.perf_counter() - t0
+        state.partial = stats
+        return False
+    row = stats.row(state.epoch_iter)  # means over the finite steps
+    row.update(epoch=state.epoch + 1, iter=state.iteration, lr=run.lr(max(state.iteration - 1, 0)),
+               skipped_steps=stats.skipped, epoch_time_s=round(time.perf_counter() - t0, 2))  # fmt: skip
+    state.history.append(row)
+    state.epoch, state.epoch_iter, state.partial = state.epoch + 1, 0, EpochStats()
+    return True
 
-    if cache is not None:
-        say(cache.summary())
-    bad = sum(int(r.get("skipped_steps") or 0) for r in history)
+
+def train_step(run: Run, batch: Any, lr: float, it: int) -> tuple[dict[str, Any], bool]:
+    """Forward, assignment + loss, backward and optimiser step on one batch; the step is skipped (no update)
+    when the loss or the gradient is not finite on any rank. Returns the losses (with the assignment) and
+    whether the step was applied."""
+    t, det, opt = run.cfg.train, run.det, run.opt
+    for g in opt.param_groups:
+        g["lr"] = lr * g.get("lr_mult", 1.0)
+    with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
+        if run.cache is None:
+            out = run.model(batch.images)
+        else:  # single process only: the same neck + head as model(batch.images)
+            feats = run.cache.features(det, batch.images, [m["view"] for m in batch.metas],
+                                       [m["orig_size"] for m in batch.metas])  # fmt: skip
+            out = det.forward_features(feats, tuple(batch.images.shape[-2:]))
+    strategy = "iou" if it < t.static_warmup_iters else t.strategy  # warm-up: not in the paper
+    losses = det.loss(out, batch.gt_boxes, batch.gt_labels, strategy)
+    loss = losses["loss"]
+    finite = distr.all_agree(bool(torch.isfinite(loss)), run.info, run.device)  # skipped by all ranks or none
+    if finite:
+        opt.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(opt)
+        norm = torch.nn.utils.clip_grad_norm_(det.parameters(), t.grad_clip if t.grad_clip > 0 else 1e12)
+        finite = bool(torch.isfinite(norm))
+    if finite:
+        run.scaler.step(opt)
+        run.scaler.update()
+        if run.ema is not None:
+            run.ema.update(det)
+    else:
+        opt.zero_grad(set_to_none=True)
+    return losses, finite
+
+
+def evaluate_and_save(
+    run: Run, state: TrainState, result: TrainResult, evaluate: bool, progress: bool, final: bool = False
+) -> None:
+    """The end of an epoch (or of the run, ``final``): evaluate when asked (the metrics go into the last history
+    row; a new best AP writes ``best.pth``), then write ``last.pth`` and ``history.csv``."""
+    row = state.history[-1] if state.history else None
+    if evaluate:
+        model = run.ema.module if run.ema else run.det
+        metrics = evaluate_model(model, run.val_base, run.cfg.eval, run.device, progress=progress).metrics
+        if final:
+            result.final_metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+        if row is not None:
+            row.update({k: metrics.get(k) for k in EVAL_KEYS})
+        if metrics["AP"] > state.best_ap:
+            state.best_ap = metrics["AP"]
+            run.checkpoint(state, run.out_dir / "best.pth")
+    result.checkpoint = run.checkpoint(state, run.out_dir / "last.pth")
+    if run.info.is_main and row is not None:
+        _write_history(run.out_dir / "history.csv", state.history)
+        if run.writer is not None:
+            for k in EVAL_KEYS:
+                if row.get(k) is not None:
+                    run.writer.add_scalar(f"val/{k}", row[k], int(row["epoch"]))
+
+
+def _report(run: Run, state: TrainState, result: TrainResult) -> None:
+    """The run's closing messages: cache use, skipped steps, images that failed to decode (every rank's)."""
+    if run.cache is not None:
+        run.say(run.cache.summary())
+    bad = sum(int(r.get("skipped_steps") or 0) for r in state.history)
     if bad:
-        say(f"skipped {bad} of {it} step(s) with a non-finite loss or gradient (their updates were not applied)")
-    result.failed_images = distr.gather_lists(result.failed_images, info)  # every rank's, reported by rank 0
+        run.say(f"skipped {bad} of {state.iteration} step(s) with a non-finite loss or gradient (their updates "
+                "were not applied)")  # fmt: skip
+    result.failed_images = distr.gather_lists(result.failed_images, run.info)  # every rank's, reported by rank 0
     if result.failed_images:
-        say(f"skipped {len(result.failed_images)} image(s) that failed to decode during training "
-              f"(data.on_error=skip), e.g. {result.failed_images[0]}")  # fmt: skip
-    if finished and evaluate_at_end and info.is_main and not result.interrupted:
-        metrics = evaluate_model(ema.module if ema else det, val_base, cfg.eval, device, progress=progress).metrics
-        result.final_metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-        if history:
-            history[-1].update({k: metrics.get(k) for k in EVAL_KEYS})
-            _write_history(out_dir / "history.csv", history)
-        epoch_done = int(history[-1]["epoch"]) if history else 0
-        if metrics["AP"] > best_ap:
-            best_ap = metrics["AP"]
-            checkpoint(out_dir / "best.pth", epoch_done, 0)
-        result.checkpoint = checkpoint(out_dir / "last.pth", epoch_done, 0)
-    if writer is not None:
-        writer.close()
-    distr.barrier(info)  # the other ranks wait for rank 0's evaluation: the process group is torn down together
-    distr.cleanup(info)
-    return result
+        run.say(f"skipped {len(result.failed_images)} image(s) that failed to decode during training "
+                f"(data.on_error=skip), e.g. {result.failed_images[0]}")  # fmt: skip
 
 
-def _step_stats(det: torch.nn.Module, losses: dict[str, torch.Tensor], gt_labels: torch.Tensor) -> dict[str, float]:
+def _step_stats(losses: dict[str, Any], gt_labels: torch.Tensor) -> dict[str, float]:
     """Loss parts and assignment statistics (:func:`mgdet.stats.assignment_stats`) of one step, as Python floats."""
     return {
         "loss": float(losses["loss"].detach()),
         "loss_cls": float(losses["loss_cls"].detach()),
         "loss_reg": float(losses["loss_reg"].detach()),
-        **assignment_stats(det.last_assignment, gt_labels),
+        **assignment_stats(losses["assignment"], gt_labels),
     }

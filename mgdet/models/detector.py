@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from mgdet import anchors as anchor_lib
-from mgdet.assign import Assignment, Priors, anchor_priors, assign, assign_points, point_priors
+from mgdet.assign import Priors, anchor_priors, assign, assign_points, point_priors
 from mgdet.assign.fcos import level_ranges
 from mgdet.boxes import clip_boxes, decode
 from mgdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -64,7 +64,6 @@ class Detector(nn.Module):
         self.register_buffer("ranges", torch.zeros(0, 2), persistent=False)
         self.feature_sizes: list[tuple[int, int]] = []
         self.input_hw: tuple[int, int] = (0, 0)
-        self.last_assignment: Assignment | None = None
         self._priors: tuple[Tensor, Priors] | None = None  # cache of priors(): (the anchors it was built from, priors)
         size = config.get("input_size", 320)
         self.input_size = size
@@ -138,8 +137,9 @@ class Detector(nn.Module):
         return decode(box_deltas, self.anchors)
 
     # -------------------------------------------------------------------------------------------- loss
-    def loss(self, outputs: dict[str, Tensor], gt_boxes: Tensor, gt_labels: Tensor, strategy: str) -> dict[str, Tensor]:
-        """Assign with ``strategy`` on detached predictions, then the losses; see CONTRACTS.md."""
+    def loss(self, outputs: dict[str, Tensor], gt_boxes: Tensor, gt_labels: Tensor, strategy: str) -> dict[str, Any]:
+        """Assign with ``strategy`` on detached predictions, then the losses; see CONTRACTS.md. The dict holds the
+        loss tensors, ``pos_scores`` and the step's :class:`~mgdet.assign.Assignment` (``"assignment"``)."""
         cls_logits, box_deltas = outputs["cls_logits"], outputs["box_deltas"]
         if gt_boxes.shape[1] == 0:  # no GT in the whole batch: one padding column keeps gathers valid
             gt_boxes = gt_boxes.new_zeros(gt_boxes.shape[0], 1, 4)
@@ -162,9 +162,9 @@ class Detector(nn.Module):
             )  # fmt: skip
             out = detection_loss(a, cls_logits, box_deltas, self.anchors, gt_boxes, gt_labels, self.loss_cfg)
             total = out["loss_cls"] + out["loss_reg"]
-        self.last_assignment = a
         pos_scores = positive_class_scores(a.cls_gt, gt_labels, pred_scores)  # [P] the p of IoU_amplified
-        return {"loss": total, **out, "disagree": a.disagreement().detach(), "pos_scores": pos_scores}
+        return {"loss": total, **out, "disagree": a.disagreement().detach(), "pos_scores": pos_scores,
+                "assignment": a}  # fmt: skip
 
     # --------------------------------------------------------------------------------------- inference
     def dense_predictions(self, outputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

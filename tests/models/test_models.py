@@ -163,7 +163,7 @@ def _train_losses(name: str, backbone: str, strategy: str, steps: int = 5, **kw)
         opt.step()
         losses.append(out["loss"].item())
         assert out["num_cls_pos"] > 0 and out["num_reg_pos"] > 0
-        assert model.last_assignment is not None and 0 <= out["disagree"] <= 1
+        assert out["assignment"] is not None and 0 <= out["disagree"] <= 1
     return losses
 
 
