@@ -26,10 +26,10 @@ from typing import Any
 import torch
 
 import mgdet.models.detector as det_module
-from mgdet.demo.runner import machine_description
 from mgdet.engine.builders import freeze_backbone_stages, keep_frozen_bn_eval
 from mgdet.engine.feature_cache import FeatureCache
 from mgdet.models import build_detector
+from mgdet.utils.machine import machine_description
 
 #: named presets: "light" is the MobileNetV2 model of the shipped CPU benchmark
 PRESETS: dict[str, tuple[str, str, dict[str, Any]]] = {

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from mgdet.demo.runner import machine_description
 from mgdet.nms import batched_nms, nms_dense
 from mgdet.postprocess import PAPER_POSTPROCESS
+from mgdet.utils.machine import machine_description
 
 
 def real_candidates(checkpoint: str, data: str | None, images: int) -> list[dict[str, torch.Tensor]]:

@@ -241,7 +241,7 @@ def write_detections(
     ``(image, boxes >= show_thresh, top score)``. An image the stream yields without pixels (unreadable,
     skipped) gets a record ``{"file", "error"}`` instead. The two json files are written even when the stream
     stops with an error: they hold the images processed until then."""
-    from mgdet.engine.draw import draw_detections
+    from mgdet.utils.draw import draw_detections
 
     out.mkdir(parents=True, exist_ok=True)
     names = list(class_names or [])

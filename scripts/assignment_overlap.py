@@ -21,7 +21,7 @@ from mgdet.data import EvalTransform
 from mgdet.engine.builders import build_dataset
 from mgdet.engine.checkpoint import load_detector
 from mgdet.engine.config import from_dict
-from mgdet.engine.table import format_table
+from mgdet.utils.table import format_table
 from mgdet.viz.assignment import detector_assignments, overlap_summary, overlap_sums
 
 

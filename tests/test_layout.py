@@ -1,5 +1,5 @@
-"""Package layout rules: no import cycle in ``mgdet``, argparse only under ``mgdet/cli/``, ``mgdet --help``
-without torch."""
+"""Package layout rules: no import cycle in ``mgdet``, packages in one order (none imports a package above it),
+argparse only under ``mgdet/cli/``, ``mgdet --help`` without torch."""
 
 from __future__ import annotations
 
@@ -87,6 +87,34 @@ def test_import_graph_has_no_cycle() -> None:
         graph = {name: _imports(name, path, modules, module_level) for name, path in modules.items()}
         assert "mgdet.postprocess" in graph["mgdet.models.detector"]
         assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+#: mgdet's packages and top-level modules from the bottom up: each imports only what comes before it (or
+#: itself), at module level or inside a function. A new package takes its place here.
+PACKAGE_ORDER = (
+    "mgdet", "utils", "errors", "limits", "boxes", "boxes_np", "anchors", "strategies", "assign", "assign_fcos",
+    "losses", "stats", "nms", "postprocess", "outputs", "data", "models", "evaluation", "deploy", "zoo", "engine",
+    "export", "viz", "demo", "cli", "__main__",
+)  # fmt: skip
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_no_package_imports_one_above_it() -> None:
+    modules = _modules()
+    rank = {name: i for i, name in enumerate(PACKAGE_ORDER)}
+    missing = sorted({_package(m) for m in modules} - set(rank))
+    assert not missing, f"place these packages in PACKAGE_ORDER: {missing}"
+    upward = [
+        f"{name} -> {dep}"
+        for name, path in modules.items()
+        for dep in sorted(_imports(name, path, modules, module_level=False))
+        if rank[_package(dep)] > rank[_package(name)]
+    ]
+    assert not upward, "imports of a package above the importer's:\n" + "\n".join(upward)
 
 
 def test_cycle_finder_finds_a_cycle() -> None:

@@ -25,7 +25,7 @@ def print_table(
     rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None, align: Sequence[str] | None = None
 ) -> None:
     """Print ``rows`` under ``headers`` as a text table (floats formatted by ``format_table``)."""
-    from mgdet.engine.table import format_table
+    from mgdet.utils.table import format_table
 
     if title:
         print(title)

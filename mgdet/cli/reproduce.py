@@ -87,8 +87,8 @@ def _names(text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from mgdet.demo.pipeline import distinct_cells, run_reproduce, summary_rows
-    from mgdet.engine.table import format_table
     from mgdet.strategies import strategy_spec
+    from mgdet.utils.table import format_table
 
     detectors = (
         _names(args.detectors) if args.detectors else list(PAPER_DETECTORS if args.full else BENCHMARK_DETECTORS)

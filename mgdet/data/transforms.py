@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import torch
 
-#: ImageNet mean and std in [0, 1] RGB: the detector normalizes its input with them (``Detector.mean`` /
-#: ``std``); the expand canvas is filled with the mean (zero after that normalization).
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+from mgdet.utils.imagenet import IMAGENET_MEAN
+
+# ImageNet mean and std (mgdet.utils.imagenet): the detector normalizes its input with them (``Detector.mean``
+# / ``std``); the expand canvas is filled with the mean (zero after that normalization).
 #: SSD crop modes: None keeps the whole image, a number is the minimum IoU some box must have with the crop.
 CROP_MIN_IOUS: tuple[float | None, ...] = (None, 0.1, 0.3, 0.5, 0.7, 0.9)
 CROP_TRIALS = 50  # candidate crops drawn per call (all at once)

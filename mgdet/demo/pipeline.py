@@ -30,7 +30,8 @@ from mgdet.demo.recipe import (
     quick_overrides,
     recipe_summary,
 )
-from mgdet.demo.runner import GridResult, RunRecord, RunSpec, machine_description, run_grid
+from mgdet.demo.runner import GridResult, RunRecord, RunSpec, run_grid
+from mgdet.utils.machine import machine_description
 from mgdet.zoo.catalog import short_machine
 
 #: Benchmark size used by ``--quick`` when no ``--data`` is given (seconds to generate).
@@ -159,7 +160,7 @@ def run_demo(
     """
     from mgdet.demo.live import evaluate_zoo
     from mgdet.demo.report import demo_rows, headline, write_demo_report, zoo_rows
-    from mgdet.engine.table import format_table
+    from mgdet.utils.table import format_table
     from mgdet.zoo import DEMO_PAIR, read_manifest
 
     t0 = time.perf_counter()
@@ -240,7 +241,7 @@ def _shipped_line(evals: Sequence[ZooEval]) -> str:
 def _full_comparison(evals: Sequence[ZooEval], records: Sequence[RunRecord]) -> str:
     """``--full``: the live runs' AP against the zoo detectors' (same recipe and seed)."""
     from mgdet.demo.report import DEMO_TITLES
-    from mgdet.engine.table import format_table
+    from mgdet.utils.table import format_table
 
     by = {r.strategy: r for r in records}
     rows = []

@@ -16,9 +16,9 @@ from matplotlib.figure import Figure
 
 from mgdet.demo.recipe import DETECTOR_TITLES, STRATEGY_ABBR, STRATEGY_TITLES
 from mgdet.demo.runner import RunRecord, deltas, summarize
-from mgdet.engine.table import format_table
 from mgdet.evaluation.result import json_safe
 from mgdet.strategies import STRATEGY_TABLE
+from mgdet.utils.table import format_table
 
 #: Columns of the demo table: (header, metric key, scale).
 DEMO_COLUMNS: tuple[tuple[str, str, float], ...] = (

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 
 from mgdet.demo.recipe import STRATEGY_ABBR
 from mgdet.engine.config import RunConfig
+from mgdet.utils.machine import machine_description
 
 #: Metrics kept per run and summarised over seeds (fractions, as :func:`mgdet.evaluation.evaluate`).
 METRIC_KEYS: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "misalign")
@@ -86,25 +86,6 @@ class GridResult:
     records: list[RunRecord]
     interrupted: bool = False
     pending: list[str] = field(default_factory=list)  # run ids not finished
-
-
-def machine_description() -> str:
-    """A one-line description of this machine (CPU model, core count, torch threads, OS)."""
-    import os
-
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"{gpu}, {platform.system()} {platform.release()}")  # fmt: skip
 
 
 def load_record(run_dir: Path) -> RunRecord | None:

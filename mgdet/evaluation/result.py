@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from mgdet.engine.table import format_table
 from mgdet.errors import InputFileError
 from mgdet.evaluation.coco import COCO_IOU_THRESHOLDS
+from mgdet.utils.table import format_table
 
 
 def json_safe(x: Any) -> Any:

@@ -15,7 +15,6 @@ from mgdet import anchors as anchor_lib
 from mgdet.assign import Priors, anchor_priors, assign, assign_points, point_priors
 from mgdet.assign.fcos import level_ranges
 from mgdet.boxes import clip_boxes, decode
-from mgdet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from mgdet.losses import LossConfig, detection_loss
 from mgdet.models.backbones import build_backbone
 from mgdet.models.fcos import decode_ltrb, fcos_loss, generate_points
@@ -25,6 +24,7 @@ from mgdet.models.pretrained import load_pretrained
 from mgdet.nms import batched_nms
 from mgdet.postprocess import PAPER_POSTPROCESS
 from mgdet.stats import positive_class_scores
+from mgdet.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 DETECTORS = ("fssd", "retinanet", "rfbnet", "fcos")
 

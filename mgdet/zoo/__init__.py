@@ -43,9 +43,6 @@ def load_state(name: str, root: str | Path | None = None) -> dict[str, Any]:
 def load_detector(name: str, map_location: Any = "cpu") -> Any:
     """Zoo detector ``name`` (``NAME`` or ``zoo:NAME``) as a float32 ``Detector`` in eval mode; its manifest is
     ``det.zoo_manifest``."""
-    from mgdet.engine.checkpoint import load_detector as _load
+    from mgdet.zoo.store import build_detector
 
-    ref = name if is_zoo_ref(name) else PREFIX + name
-    det, _ = _load(ref, map_location=map_location)
-    det.zoo_manifest = read_manifest(ref)
-    return det
+    return build_detector(name, map_location)

@@ -132,7 +132,7 @@ def summary_rows(root: str | Path | None = None) -> tuple[list[str], list[list[A
 
 
 def short_machine(machine: str) -> str:
-    """The CPU (and GPU, if any) of a :func:`mgdet.demo.runner.machine_description` line, with its threads."""
+    """The CPU (and GPU, if any) of a :func:`mgdet.utils.machine.machine_description` line, with its threads."""
     parts = [p.strip() for p in machine.split(",")]
     threads = next((p[p.index("(") + 1 : p.index(")")] for p in parts if "threads)" in p), "")
     gpu = next((p for p in parts[1:] if "GPU" in p and p != "no GPU" or "NVIDIA" in p), "")

@@ -121,3 +121,19 @@ def load_state(ref: str, root: str | Path | None = None) -> dict[str, Any]:
         "mgdet_version": str(manifest.get("mgdet_version", "?")),
         "zoo": manifest,
     }
+
+
+def build_detector(ref: str, map_location: Any = "cpu") -> Any:
+    """Zoo detector ``ref`` as a float32 ``Detector`` in eval mode, its manifest in ``det.zoo_manifest`` (the zoo
+    builds it itself: it sits below :mod:`mgdet.engine`, whose ``load_detector("zoo:NAME")`` reads the same
+    :func:`load_state`)."""
+    from mgdet.models import build_detector as build
+
+    state = load_state(ref)
+    try:
+        det = build(**{**state["model_config"], "pretrained": None})
+        det.load_state_dict(state["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise ZooError(f"zoo detector {ref}: does not fit its model_config: {' '.join(str(e).split())[:300]}") from None
+    det.zoo_manifest = state["zoo"]
+    return det.eval().to(map_location)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from faster_coco_eval import COCO, COCOeval_faster
 
-from mgdet.engine.table import format_table
 from mgdet.evaluation import EvalResult, coco_gt_dict, evaluate, misalignment_rate, pairwise_iou
+from mgdet.utils.table import format_table
 
 NAMES = ["cat", "dog", "bird"]
 
