@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mgdet.catalog import DEFAULT_INPUT_SIZE
+
 
 @dataclass(frozen=True)
 class AnchorLayout:
@@ -31,7 +33,7 @@ class AnchorLayout:
 
 #: Smallest anchor side of the paper's layout at its 320 px input; scale it with the input size.
 PAPER_ANCHOR_BASE = 24.0
-PAPER_INPUT_SIZE = 320
+PAPER_INPUT_SIZE = DEFAULT_INPUT_SIZE
 
 
 def paper_layout(strides: Sequence[int] = (8, 16, 32, 64), base_size: float = PAPER_ANCHOR_BASE) -> AnchorLayout:

@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mgdet.catalog import as_hw
 from mgdet.errors import InputFileError
 from mgdet.evaluation.coco import coco_results
 from mgdet.postprocess import (
@@ -158,7 +159,7 @@ class TorchDetector(_Backend):
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         size = detector.input_size
-        self.input_hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.input_hw = as_hw(size)
         self.params = params or PostProcessParams()
         self.class_names = list(class_names or [])
 

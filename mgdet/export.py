@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 import mgdet
+from mgdet.catalog import as_hw
 from mgdet.postprocess import PostProcessParams
 
 #: ONNX opset written by default (supported by onnxruntime >= 1.14).
@@ -68,10 +69,6 @@ class ScoresAndBoxes(nn.Module):
         return self.detector.dense_predictions(self.detector(images))  # [B, A, C], [B, A, 4]
 
 
-def _hw(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
 def export_onnx(
     detector: nn.Module,
     path: str | Path,
@@ -90,7 +87,7 @@ def export_onnx(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = _hw(input_size if input_size is not None else detector.input_size)
+    h, w = as_hw(input_size if input_size is not None else detector.input_size)
     det = copy.deepcopy(detector).float().cpu().eval()
     model = ScoresAndBoxes(det).eval()  # eval() on the wrapper: the exporter restores the wrapper's mode
     example = torch.rand(2 if dynamic_batch else 1, 3, h, w)  # batch 2: no size-1 specialisation in the trace
@@ -163,7 +160,7 @@ def export_checkpoint(
     out = export_onnx(det, path, size, names, params, dynamic_batch=dynamic_batch, opset=opset)
     import onnx
 
-    h, w = _hw(size)
+    h, w = as_hw(size)
     dims = onnx.load(str(out)).graph.output[0].type.tensor_type.shape.dim  # scores [B, A, C]
     a, c = dims[1].dim_value, dims[2].dim_value
     summary = {

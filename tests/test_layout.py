@@ -92,9 +92,9 @@ def test_import_graph_has_no_cycle() -> None:
 #: mgdet's packages and top-level modules from the bottom up: each imports only what comes before it (or
 #: itself), at module level or inside a function. A new package takes its place here.
 PACKAGE_ORDER = (
-    "mgdet", "utils", "errors", "limits", "boxes", "boxes_np", "anchors", "strategies", "assign", "assign_fcos",
-    "losses", "stats", "nms", "postprocess", "outputs", "data", "models", "evaluation", "deploy", "zoo", "engine",
-    "export", "viz", "demo", "cli", "__main__",
+    "mgdet", "utils", "errors", "limits", "catalog", "boxes", "boxes_np", "anchors", "strategies", "assign",
+    "assign_fcos", "losses", "stats", "nms", "postprocess", "outputs", "data", "models", "evaluation", "deploy",
+    "zoo", "engine", "export", "viz", "demo", "cli", "__main__",
 )  # fmt: skip
 
 
@@ -173,3 +173,27 @@ def test_test_files_mirror_the_package_with_unique_names() -> None:
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
     assert not list(tests.rglob("__init__.py"))
     assert {p.parent.name for p in files} >= {"assign", "cli", "data", "engine", "evaluation", "models"}
+
+
+def test_names_and_the_default_input_size_are_written_once() -> None:
+    """The lists of detectors, backbones and formats and the default input size live in mgdet/catalog.py only."""
+    import re
+
+    from mgdet.catalog import BACKBONES, DATA_FORMATS, DETECTORS, as_hw
+
+    patterns = {
+        "detectors": re.compile(r'"fssd",\s*"retinanet"'),
+        "backbones": re.compile(r'"(resnet18|vgg16|mobilenet_v2)",\s*"(resnet18|vgg16|mobilenet_v2)"'),
+        "formats": re.compile(r'"voc",\s*"coco",\s*"yolo"'),
+        "input size 320": re.compile(r"(=|,|\()\s*320\s*(\)|,|$)", re.M),
+    }
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}: {what}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "catalog.py" and "backbones/mobilenet.py" not in path.as_posix()  # 320 channels there
+        for what, pattern in patterns.items()
+        if pattern.search(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, "written again outside mgdet/catalog.py:\n" + "\n".join(found)
+    assert DETECTORS[-1] == "fcos" and "mobilenet_v2" in BACKBONES and DATA_FORMATS == ("voc", "coco", "yolo")
+    assert as_hw(256) == (256, 256) and as_hw([192, 320]) == (192, 320) and as_hw((64.0, 96)) == (64, 96)

@@ -10,11 +10,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from mgdet.catalog import DATA_FORMATS
 from mgdet.limits import MAX_INPUT_SIZE
 from mgdet.postprocess import PAPER_POSTPROCESS
 
 #: Dataset layouts every verb accepts (``auto`` detects the layout where a verb allows it).
-DATA_FORMATS: tuple[str, ...] = ("voc", "coco", "yolo")
 CHECKPOINT_HELP = "checkpoint file (.pth), or zoo:NAME for a detector shipped with mgdet (`mgdet zoo` lists them)"
 DEVICE_HELP = "auto | cpu | cuda | cuda:N (default: auto = CUDA when available, else CPU)"
 #: ONNX opsets ``mgdet export`` writes (the TorchScript exporter's range that has every operator used)

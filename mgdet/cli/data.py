@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mgdet.catalog import BACKBONES, DEFAULT_INPUT_SIZE, DETECTORS
 from mgdet.cli.common import _int, add_format, add_no_progress, input_size, positive_int, print_table
 from mgdet.limits import MAX_BENCHMARK_IMAGES
 
@@ -30,18 +31,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--detector",
         default="retinanet",
-        choices=("fssd", "retinanet", "rfbnet", "fcos", "none"),
+        choices=(*DETECTORS, "none"),
         help="also print the share of boxes some anchor of this detector matches with IoU >= 0.5 "
         "(retinanet; 'none' skips it)",
     )
     p.add_argument(
         "--backbone",
         default="mobilenet_v2",
-        choices=("mobilenet_v2", "resnet18", "vgg16"),
+        choices=BACKBONES,
         help="backbone of --detector (mobilenet_v2; RFBNet needs vgg16)",
     )
     p.add_argument(
-        "--input-size", type=input_size, default=320, help="network input size for the anchor coverage (320)"
+        "--input-size",
+        type=input_size,
+        default=DEFAULT_INPUT_SIZE,
+        help=f"network input size for the anchor coverage ({DEFAULT_INPUT_SIZE})",
     )
     p.add_argument(
         "--anchor-base",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from mgdet.catalog import DEFAULT_INPUT_SIZE
 from mgdet.cli.common import input_size, print_table
 
 
@@ -12,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``selfcheck`` verb."""
     p = sub.add_parser("selfcheck", help="run every assignment strategy on a tiny random batch",
                        description="Quick check that the assignment core runs on this machine.")  # fmt: skip
-    p.add_argument("--size", type=input_size, default=320, help="input size in pixels (320)")
+    p.add_argument("--size", type=input_size, default=DEFAULT_INPUT_SIZE,
+                   help=f"input size in pixels ({DEFAULT_INPUT_SIZE})")  # fmt: skip
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mgdet.catalog import as_hw
 from mgdet.cli.common import add_device, add_format, positive_int, print_table, torch_device
 from mgdet.errors import InputFileError, MgdetError
 from mgdet.outputs import check_writable
@@ -139,7 +140,7 @@ def _open_data(args: argparse.Namespace, run_config: dict[str, Any], checkpoints
 
 def _input_size(detector: Any, run_config: dict[str, Any]) -> int:
     size = (run_config.get("data", {}) or {}).get("input_size") or detector.input_size
-    return int(size if isinstance(size, int) else size[0])
+    return as_hw(size)[0]
 
 
 def _samples(dataset: Any, count: int, size: int) -> Any:

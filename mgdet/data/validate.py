@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mgdet.catalog import DATA_FORMATS
+
 from .coco import CocoDataset
 from .errors import IMAGE, DatasetError, Problem
 from .image_io import probe_image_info, read_image
@@ -18,7 +20,7 @@ from .records import RecordDataset
 from .voc import VOC_CLASSES, VOCDataset, voc_datasets
 from .yolo import YoloDataset
 
-FORMATS = ("auto", "voc", "coco", "yolo")
+FORMATS = ("auto", *DATA_FORMATS)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from mgdet.catalog import as_hw
 from mgdet.demo.recipe import DETECTOR_TITLES, STRATEGY_ABBR, STRATEGY_TITLES
 from mgdet.demo.runner import RunRecord, deltas, summarize
 from mgdet.evaluation.result import json_safe
@@ -272,7 +273,7 @@ def _detection_panels(models: Sequence[tuple[str, Any]], dataset, out: Path, num
     if num_images <= 0 or len(dataset) == 0 or not models:
         return {}
     size = models[0][1].input_size
-    tf = EvalTransform(size if isinstance(size, int) else int(size[0]))
+    tf = EvalTransform(as_hw(size)[0])
     names = list(getattr(dataset, "class_names", []) or []) or None
     files = {}
     for k, idx in enumerate(_shown_images(dataset, num_images), 1):

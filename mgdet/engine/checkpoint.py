@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 import mgdet
+from mgdet.catalog import DEFAULT_INPUT_SIZE
 from mgdet.errors import MgdetError
 from mgdet.limits import MAX_CLASSES, MAX_HEAD_DEPTH, MAX_INPUT_SIZE, MAX_LEVELS, MAX_WIDTH
 
@@ -120,7 +121,7 @@ def validate_fields(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
     n = mc.get("num_classes")
     if not _int_in(n, 1, MAX_CLASSES):
         raise bad("num_classes", f"an integer from 1 to {MAX_CLASSES}")
-    size = mc.get("input_size", 320)
+    size = mc.get("input_size", DEFAULT_INPUT_SIZE)
     sizes = list(size) if isinstance(size, list | tuple) else [size]
     if not sizes or len(sizes) > 2 or not all(_int_in(v, *INPUT_SIZE_RANGE) for v in sizes):
         raise bad("input_size", f"an integer (or [h, w]) from {INPUT_SIZE_RANGE[0]} to {INPUT_SIZE_RANGE[1]}")

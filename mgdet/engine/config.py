@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from mgdet.anchors import PAPER_ANCHOR_BASE
+from mgdet.catalog import BACKBONES, DATA_FORMATS, DEFAULT_INPUT_SIZE, DETECTORS
 from mgdet.errors import MgdetError
 from mgdet.limits import MAX_HEAD_DEPTH, MAX_INPUT_SIZE, MAX_WIDTH
 from mgdet.losses import LossConfig
@@ -62,7 +63,7 @@ class DataConfig:
     train_images: str = ""  # COCO / YOLO: image folder (relative to root or absolute)
     val_images: str = ""
     class_names: list[str] | None = None  # null: from the dataset (classes.txt, COCO categories, VOC 20)
-    input_size: int = 320
+    input_size: int = DEFAULT_INPUT_SIZE
     num_workers: int = 2
     # ssd (= true): the paper's photometric distortion, zoom-out x1-4, IoU crop, flip; flip: horizontal flip
     # only (the usual choice for short schedules, e.g. MMDetection's 1x); none (= false): resize only
@@ -150,9 +151,9 @@ def augment_mode(value: bool | str) -> str:
 
 
 _CHOICES = {
-    "model.name": ("fssd", "retinanet", "rfbnet", "fcos"),
-    "model.backbone": ("resnet18", "vgg16", "mobilenet_v2"),
-    "data.format": ("voc", "coco", "yolo"),
+    "model.name": DETECTORS,
+    "model.backbone": BACKBONES,
+    "data.format": DATA_FORMATS,
     "data.on_error": ("raise", "skip"),
     "train.strategy": STRATEGIES,
     "train.optimizer": ("sgd", "adamw"),

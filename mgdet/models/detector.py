@@ -15,6 +15,7 @@ from mgdet import anchors as anchor_lib
 from mgdet.assign import Priors, anchor_priors, assign, assign_points, point_priors
 from mgdet.assign.fcos import level_ranges
 from mgdet.boxes import clip_boxes, decode
+from mgdet.catalog import DEFAULT_INPUT_SIZE, DETECTORS, as_hw
 from mgdet.losses import LossConfig, detection_loss
 from mgdet.models.backbones import build_backbone
 from mgdet.models.fcos import decode_ltrb, fcos_loss, generate_points
@@ -25,8 +26,6 @@ from mgdet.nms import batched_nms
 from mgdet.postprocess import PAPER_POSTPROCESS
 from mgdet.stats import positive_class_scores
 from mgdet.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
-
-DETECTORS = ("fssd", "retinanet", "rfbnet", "fcos")
 
 
 class Detector(nn.Module):
@@ -65,7 +64,7 @@ class Detector(nn.Module):
         self.feature_sizes: list[tuple[int, int]] = []
         self.input_hw: tuple[int, int] = (0, 0)
         self._priors: tuple[Tensor, Priors] | None = None  # cache of priors(): (the anchors it was built from, priors)
-        size = config.get("input_size", 320)
+        size = config.get("input_size", DEFAULT_INPUT_SIZE)
         self.input_size = size
         self._probe(size)
         if self.channels_last:
@@ -75,7 +74,7 @@ class Detector(nn.Module):
     @torch.no_grad()
     def _probe(self, size: int | tuple[int, int]) -> None:
         """One dummy forward (eval mode) to read the real feature-map sizes and build anchors."""
-        h, w = (size, size) if isinstance(size, int) else size
+        h, w = as_hw(size)
         was_training = self.training
         self.eval()
         self.forward(torch.zeros(1, 3, h, w, device=self.mean.device))
@@ -220,7 +219,7 @@ def build_detector(
     name: str,
     backbone: str,
     num_classes: int,
-    input_size: int | tuple[int, int] = 320,
+    input_size: int | tuple[int, int] = DEFAULT_INPUT_SIZE,
     pretrained: str | None = None,
     **opts: Any,
 ) -> Detector:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from mgdet.catalog import BACKBONES
 from mgdet.models.backbones.mobilenet import MobileNetV2
 from mgdet.models.backbones.resnet import ResNet18
 from mgdet.models.backbones.vgg import VGG16BN
-
-BACKBONES = ("resnet18", "vgg16", "mobilenet_v2")
 
 
 def build_backbone(name: str, fc67: bool = False) -> nn.Module:
