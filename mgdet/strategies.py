@@ -7,7 +7,9 @@ each rule lives in :mod:`mgdet.assign`; a name in this table without code there 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,36 @@ STRATEGY_TABLE: tuple[StrategySpec, ...] = (
     StrategySpec("task_aligned", "tal", "Task-aligned (TOOD)", "TAL", True, True, False, True,
                  "Feng et al., ICCV 2021 (TOOD), Sec. 3.2"),
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AssignParams:
+    """Every knob of every assignment rule, with its published default (written here once). Built once per run
+    from the config's ``train`` section (same names), kept in the detector's config and passed to
+    :func:`mgdet.assign.assign`."""
+
+    pos_iou: float = 0.5  # static matching: IoU_anchor >= pos_iou is positive (the paper)
+    neg_iou: float = 0.4  # below neg_iou negative, between the two ignored
+    sigma: float = 2.0  # amplification of Eq. (1) of the paper, > 1
+    fcos_radius: float = 1.5  # FCOS centre sampling radius, in strides
+    atss_topk: int = 9  # ATSS candidates per level (Zhang et al., CVPR 2020)
+    tal_topk: int = 13  # task-aligned positives per GT before conflicts (TOOD)
+    tal_alpha: float = 1.0  # task-aligned metric s ** alpha * u ** beta
+    tal_beta: float = 6.0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> AssignParams:
+        """The fields of ``values`` that are knobs (other keys are ignored; missing ones keep their default)."""
+        names = {f.name: f.type for f in fields(cls)}
+        return cls(**{k: (int(v) if names[k] == "int" else float(v)) for k, v in values.items() if k in names})
+
+    def changed(self) -> dict[str, Any]:
+        """The knobs that differ from their default (what a checkpoint stores beside the paper's three)."""
+        default = AssignParams()
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)
+        }
+
 
 #: Full names of every strategy, in table order.
 STRATEGIES: tuple[str, ...] = tuple(s.name for s in STRATEGY_TABLE)

@@ -8,7 +8,7 @@ Dispatch is loud: a strategy name must be in :data:`mgdet.strategies.STRATEGY_TA
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -19,6 +19,7 @@ from mgdet.assign.fcos import fcos_paper_assign
 from mgdet.assign.paper import paper_assign
 from mgdet.assign.priors import Priors, point_priors, single_level_priors
 from mgdet.assign.task_aligned import task_aligned_assign
+from mgdet.strategies import AssignParams
 
 
 @dataclass(frozen=True)
@@ -31,16 +32,14 @@ class Query:
     valid: Tensor  # [B, G] bool
     pred_boxes: Tensor | None  # [B, A, 4] decoded
     pred_scores: Tensor | None  # [B, A, C] sigmoid
-    pos_iou: float = 0.5
-    neg_iou: float = 0.4
-    sigma: float = 2.0
-    radius: float = 1.5  # FCOS centre sampling radius (strides)
+    params: AssignParams = field(default_factory=AssignParams)
 
 
 def _paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
     def rule(q: Query) -> Assignment:
         return paper_assign(q.priors.boxes, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
-                            l2c=l2c, c2l=c2l, pos_iou=q.pos_iou, neg_iou=q.neg_iou, sigma=q.sigma)  # fmt: skip
+                            l2c=l2c, c2l=c2l, pos_iou=q.params.pos_iou, neg_iou=q.params.neg_iou,
+                            sigma=q.params.sigma)  # fmt: skip
 
     return rule
 
@@ -48,23 +47,25 @@ def _paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
 def _fcos_paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
     def rule(q: Query) -> Assignment:
         return fcos_paper_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
-                                 l2c=l2c, c2l=c2l, sigma=q.sigma, radius=q.radius)  # fmt: skip
+                                 l2c=l2c, c2l=c2l, sigma=q.params.sigma, radius=q.params.fcos_radius)  # fmt: skip
 
     return rule
 
 
 def _atss(q: Query) -> Assignment:
-    return atss_assign(q.priors, q.gt_boxes, q.valid)
+    return atss_assign(q.priors, q.gt_boxes, q.valid, topk=q.params.atss_topk)
 
 
 def _atss_points(q: Query) -> Assignment:
-    return atss_assign(q.priors, q.gt_boxes, q.valid, boxes=virtual_anchors(q.priors))
+    return atss_assign(q.priors, q.gt_boxes, q.valid, boxes=virtual_anchors(q.priors), topk=q.params.atss_topk)
 
 
 def _task_aligned(q: Query) -> Assignment:
     assert q.pred_boxes is not None and q.pred_scores is not None  # validated: the table says it needs both
     inside = centres_inside(q.priors.centres.float(), q.gt_boxes, INSIDE_MARGIN) & q.valid[..., None]  # [B, G, A]
-    return task_aligned_assign(inside, q.gt_boxes, q.gt_labels, q.pred_boxes, q.pred_scores)
+    p = q.params
+    return task_aligned_assign(inside, q.gt_boxes, q.gt_labels, q.pred_boxes, q.pred_scores, p.tal_topk, p.tal_alpha,
+                               p.tal_beta)  # fmt: skip
 
 
 #: The code of every strategy on anchor boxes.
@@ -103,9 +104,10 @@ def assign(
     gt_labels: Tensor,
     pred_boxes: Tensor | None = None,
     pred_scores: Tensor | None = None,
-    pos_iou: float = 0.5,
-    neg_iou: float = 0.4,
-    sigma: float = 2.0,
+    pos_iou: float | None = None,
+    neg_iou: float | None = None,
+    sigma: float | None = None,
+    params: AssignParams | None = None,
 ) -> Assignment:
     """Assign every anchor of every image to a GT (or background) for classification and regression.
 
@@ -116,8 +118,9 @@ def assign(
         gt_boxes, gt_labels: ``[B, G, 4]`` xyxy and ``[B, G]`` class indices, ``-1`` marks padding.
         pred_boxes: ``[B, A, 4]`` decoded regressed boxes (L2C, MG, task-aligned).
         pred_scores: ``[B, A, C]`` sigmoid class scores (C2L, MG, task-aligned).
-        pos_iou, neg_iou: static thresholds (>= pos positive, >= neg ignored, else negative).
-        sigma: amplification of Eq. (1), must be > 1.
+        params: every rule's knobs (:class:`mgdet.strategies.AssignParams`, the published defaults when None);
+            ``pos_iou`` / ``neg_iou`` (static thresholds: >= pos positive, >= neg ignored, else negative) and
+            ``sigma`` (Eq. (1), > 1), when given, replace those of ``params``.
 
     Returns:
         :class:`Assignment` with ``cls_gt`` and ``reg_gt`` ``[B, A]`` long (and ``cls_target`` for soft rules).
@@ -134,7 +137,8 @@ def assign(
         raise ValueError("atss selects candidates per pyramid level: pass mgdet.assign.Priors "
                          "(mgdet.assign.anchor_priors(anchors, strides, feature_sizes, per_location))")  # fmt: skip
     boxes, labels, valid = prepare_gt(gt_boxes, gt_labels)
-    q = Query(priors, boxes, labels, valid, pred_boxes, pred_scores, pos_iou, neg_iou, sigma)
+    q = Query(priors, boxes, labels, valid, pred_boxes, pred_scores,
+              _params(params, pos_iou=pos_iou, neg_iou=neg_iou, sigma=sigma))  # fmt: skip
     return rule(q)
 
 
@@ -146,8 +150,9 @@ def assign_points(
     gt_labels: Tensor,
     pred_boxes: Tensor | None = None,
     pred_scores: Tensor | None = None,
-    sigma: float = 2.0,
-    radius: float = 1.5,
+    sigma: float | None = None,
+    radius: float | None = None,
+    params: AssignParams | None = None,
 ) -> Assignment:
     """Assign FCOS points (``priors`` from :func:`mgdet.assign.priors.point_priors`, with ranges); see
     :mod:`mgdet.assign.fcos`. Same arguments and result as :func:`assign`; FCOS has no IGNORED label."""
@@ -156,8 +161,13 @@ def assign_points(
     if gt_boxes.shape[1] == 0:  # no GT column: every point is background
         return all_negative(gt_boxes.shape[0], priors.num, priors.centres.device)
     boxes, labels, valid = prepare_gt(gt_boxes, gt_labels)
-    q = Query(priors, boxes, labels, valid, pred_boxes, pred_scores, sigma=sigma, radius=radius)
+    q = Query(priors, boxes, labels, valid, pred_boxes, pred_scores, _params(params, sigma=sigma, fcos_radius=radius))
     return rule(q)
+
+
+def _params(params: AssignParams | None, **given: float | None) -> AssignParams:
+    """``params`` (defaults when None) with the explicitly given knobs replaced."""
+    return replace(params or AssignParams(), **{k: v for k, v in given.items() if v is not None})
 
 
 def assign_fcos(
@@ -169,8 +179,8 @@ def assign_fcos(
     gt_labels: Tensor,
     pred_boxes: Tensor | None = None,
     pred_scores: Tensor | None = None,
-    sigma: float = 2.0,
-    radius: float = 1.5,
+    sigma: float | None = None,
+    radius: float | None = None,
 ) -> Assignment:
     """:func:`assign_points` from bare tensors: points ``[A, 2]``, strides ``[A]`` (one value per level, points
     level by level), ranges ``[A, 2]`` (lo, hi]."""

@@ -12,6 +12,10 @@ from mgdet.data import CocoDataset, RecordDataset, VOCDataset, YoloDataset
 from mgdet.data.errors import DatasetError
 from mgdet.data.validate import open_dataset
 from mgdet.engine.config import ConfigError, DataConfig, RunConfig
+from mgdet.strategies import AssignParams
+
+#: the assignment knobs every checkpoint stores (the paper's)
+PAPER_KNOBS = ("pos_iou", "neg_iou", "sigma")
 
 
 def _path(root: Path, p: str) -> Path:
@@ -82,6 +86,12 @@ def model_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
         "neg_iou": t.neg_iou,
         "sigma": t.sigma,
         "loss": dict(vars(cfg.loss)),
+        # the other rules' knobs only when set: checkpoints of default runs stay as they were
+        **{
+            k: v
+            for k, v in AssignParams.from_mapping(vars(t)).changed().items()
+            if k not in ("pos_iou", "neg_iou", "sigma")
+        },
     }
     if m.canonical:
         kw["canonical"] = True

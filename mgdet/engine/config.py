@@ -26,7 +26,7 @@ from mgdet.errors import MgdetError
 from mgdet.limits import MAX_HEAD_DEPTH, MAX_INPUT_SIZE, MAX_WIDTH
 from mgdet.losses import LossConfig
 from mgdet.postprocess import PAPER_POSTPROCESS
-from mgdet.strategies import STRATEGIES
+from mgdet.strategies import STRATEGIES, AssignParams
 
 
 class ConfigError(MgdetError, ValueError):
@@ -72,16 +72,25 @@ class DataConfig:
     check_images: bool = True  # header-level scan of every image before training starts
 
 
+_ASSIGN = AssignParams()
+
+
 @dataclass
 class TrainConfig:
     """Optimisation recipe. Defaults are the authors' VOC recipe."""
 
     strategy: str = "mutual_guidance"  # a name of mgdet.strategies.STRATEGIES (iou, ..., atss, task_aligned)
-    sigma: float = 2.0
+    # the assignment knobs (mgdet.strategies.AssignParams, where the defaults are written)
+    sigma: float = _ASSIGN.sigma
     # NOT in the paper (a controlled experiment): static IoU matching for the first N steps, then `strategy`
     static_warmup_iters: int = 0
-    pos_iou: float = 0.5
-    neg_iou: float = 0.4
+    pos_iou: float = _ASSIGN.pos_iou
+    neg_iou: float = _ASSIGN.neg_iou
+    fcos_radius: float = _ASSIGN.fcos_radius  # FCOS centre sampling radius (strides)
+    atss_topk: int = _ASSIGN.atss_topk  # ATSS candidates per level
+    tal_topk: int = _ASSIGN.tal_topk  # task-aligned: positives per GT
+    tal_alpha: float = _ASSIGN.tal_alpha  # task-aligned metric s ** alpha * u ** beta
+    tal_beta: float = _ASSIGN.tal_beta
     epochs: int = 250
     batch_size: int = 32  # total over all processes
     optimizer: str = "sgd"  # sgd | adamw
@@ -253,6 +262,9 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         ),
         (t.sigma > 1, "train.sigma must be > 1 (Eq. 1 of the paper)"),
         (0 <= t.neg_iou <= t.pos_iou <= 1, "need 0 <= train.neg_iou <= train.pos_iou <= 1"),
+        (t.fcos_radius > 0, "train.fcos_radius must be > 0"),
+        (t.atss_topk >= 1 and t.tal_topk >= 1, "train.atss_topk and train.tal_topk must be >= 1"),
+        (t.tal_alpha >= 0 and t.tal_beta >= 0, "train.tal_alpha and train.tal_beta must be >= 0"),
         (
             32 <= d.input_size <= MAX_INPUT_SIZE and d.input_size % 32 == 0,
             f"data.input_size must be a multiple of 32 from 32 to {MAX_INPUT_SIZE}",

@@ -25,6 +25,7 @@ from mgdet.models.pretrained import load_pretrained
 from mgdet.nms import batched_nms
 from mgdet.postprocess import PAPER_POSTPROCESS
 from mgdet.stats import positive_class_scores
+from mgdet.strategies import AssignParams
 from mgdet.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -48,6 +49,7 @@ class Detector(nn.Module):
     ) -> None:
         super().__init__()
         self.config = dict(config)
+        self.assign_params = AssignParams.from_mapping(self.config)  # every rule's knobs, defaults when absent
         self.name = config["name"]
         self.num_classes = int(config["num_classes"])
         self.is_fcos = layout is None
@@ -145,20 +147,16 @@ class Detector(nn.Module):
             gt_labels = gt_labels.new_full((gt_labels.shape[0], 1), -1)
         pred_boxes = self.decode_boxes(box_deltas.detach().float())  # [B, A, 4]
         pred_scores = cls_logits.detach().float().sigmoid()  # [B, A, C]
-        cfg = self.config
+        params = self.assign_params
         if self.is_fcos:
-            a = assign_points(strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores,
-                              sigma=cfg.get("sigma", 2.0))  # fmt: skip
+            a = assign_points(strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores, params=params)
             out = fcos_loss(
                 a, cls_logits, box_deltas, outputs["centerness"], self.anchors, self.strides,
                 gt_boxes, gt_labels, self.loss_cfg,
             )  # fmt: skip
             total = out["loss_cls"] + out["loss_reg"] + out["loss_ctr"]
         else:
-            a = assign(
-                strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores,
-                pos_iou=cfg.get("pos_iou", 0.5), neg_iou=cfg.get("neg_iou", 0.4), sigma=cfg.get("sigma", 2.0),
-            )  # fmt: skip
+            a = assign(strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores, params=params)
             out = detection_loss(a, cls_logits, box_deltas, self.anchors, gt_boxes, gt_labels, self.loss_cfg)
             total = out["loss_cls"] + out["loss_reg"]
         pos_scores = positive_class_scores(a.cls_gt, gt_labels, pred_scores)  # [P] the p of IoU_amplified

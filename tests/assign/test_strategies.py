@@ -71,3 +71,35 @@ def test_configs_and_cli_read_the_table():
 
     assert _CHOICES["train.strategy"] == STRATEGIES
     assert PAPER_SHORT == "iou,l2c,c2l,mg"
+
+
+def test_every_rules_knob_is_reachable_from_the_config():
+    """ATSS k, task-aligned k / alpha / beta and the FCOS radius used to be fixed in code (issue 23, item 2): they
+    are train.* keys, reach the detector through its config, and change what it assigns."""
+    import torch
+
+    from mgdet.engine.builders import model_kwargs
+    from mgdet.engine.config import from_dict
+    from mgdet.models import build_detector
+    from mgdet.strategies import AssignParams
+
+    knobs = {"tal_topk": 3, "atss_topk": 4, "tal_beta": 2.0}
+    cfg = from_dict({"model": {"name": "retinanet", "width": 16}, "data": {"input_size": 128}, "train": knobs})
+    kw = model_kwargs(cfg, 3)
+    assert {k: kw[k] for k in ("tal_topk", "atss_topk", "tal_beta")} == {"tal_topk": 3, "atss_topk": 4, "tal_beta": 2.0}
+    default_kw = model_kwargs(from_dict({"model": {"name": "retinanet", "width": 16}}), 3)
+    assert not set(default_kw) & {"tal_topk", "atss_topk", "tal_alpha", "tal_beta", "fcos_radius"}  # as before
+    torch.manual_seed(0)
+    det = build_detector(**kw)
+    assert det.assign_params == AssignParams(atss_topk=4, tal_topk=3, tal_beta=2.0)
+    default = build_detector(**{**kw, "tal_topk": 13, "atss_topk": 9, "tal_beta": 6.0})
+    default.load_state_dict(det.state_dict())
+    x = torch.rand(2, 3, 128, 128)
+    gt = torch.tensor([[[10.0, 12, 70, 80], [60, 50, 120, 110]], [[30, 30, 90, 100], [0, 0, 0, 0]]])
+    labels = torch.tensor([[0, 2], [1, -1]])
+    for strategy in ("task_aligned", "atss"):
+        a = det.loss(det(x), gt, labels, strategy)["assignment"]
+        b = default.loss(default(x), gt, labels, strategy)["assignment"]
+        assert (a.cls_gt >= 0).sum() < (b.cls_gt >= 0).sum()  # fewer candidates / positives per GT
+    with pytest.raises(Exception, match="train.tal_topk"):
+        from_dict({"train": {"tal_topk": 0}})
