@@ -13,7 +13,7 @@ import sys
 import torch
 
 from mgdet.anchors import paper_layout
-from mgdet.assign import STRATEGIES, assign, assign_points, layout_priors, point_priors
+from mgdet.assign import STRATEGIES, assign, layout_priors, point_priors
 from mgdet.assign.fcos import level_ranges
 from mgdet.models import build_detector
 from mgdet.models.fcos import decode_ltrb, generate_points
@@ -36,7 +36,7 @@ pp = point_priors(pts, st, rg, [h * w for h, w in sizes])
 ppb = decode_ltrb(torch.randn(B, pp.num, 4, generator=g) * 0.5 + 1.0, pts, st)
 pps = torch.rand(B, pp.num, C, generator=g)
 bad = 0
-for kind, fn, pr, boxes, scores in (("anchors", assign, priors, pb, ps), ("points", assign_points, pp, ppb, pps)):
+for kind, fn, pr, boxes, scores in (("anchors", assign, priors, pb, ps), ("points", assign, pp, ppb, pps)):
     for s in STRATEGIES:
         a = fn(s, pr, gt, lab, boxes, scores)
         b = fn(s, pr.to(dev), gt.to(dev), lab.to(dev), boxes.to(dev), scores.to(dev))

@@ -27,9 +27,10 @@ from torch import Tensor
 from mgdet.assign.core import INSIDE_MARGIN, NEGATIVE, Assignment, ranking_key, resolve_pairs
 from mgdet.assign.priors import Priors
 from mgdet.boxes import elementwise_iou
+from mgdet.strategies import AssignParams
 
 #: Candidate locations per level and GT (the paper's k).
-ATSS_TOPK = 9
+ATSS_TOPK = AssignParams.atss_topk
 #: Side of the virtual anchor of a point, in strides (the ATSS paper's anchor-free setting: 8S).
 VIRTUAL_ANCHOR_SCALE = 8.0
 

@@ -1,4 +1,5 @@
-"""The entry points :func:`assign` (anchors) and :func:`assign_points` / :func:`assign_fcos` (FCOS points).
+"""The entry point :func:`assign`: anchor rules or FCOS point rules, picked from the :class:`Priors` (points carry
+their scale ``ranges``). :func:`assign_points` and :func:`assign_fcos` are deprecated aliases (removed in 0.3).
 
 Dispatch is loud: a strategy name must be in :data:`mgdet.strategies.STRATEGY_TABLE` (else ValueError
 "unknown assignment strategy") and have code for the kind of prior in :data:`ANCHOR_RULES` /
@@ -7,6 +8,7 @@ Dispatch is loud: a strategy name must be in :data:`mgdet.strategies.STRATEGY_TA
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -96,25 +98,34 @@ def _rule(rules: dict[str, Callable[[Query], Assignment]], strategy: str, kind: 
     return rule
 
 
+_ATSS_NEEDS_LEVELS = (
+    "atss selects candidates per pyramid level: pass mgdet.assign.Priors "
+    "(mgdet.assign.anchor_priors(anchors, strides, feature_sizes, per_location))"
+)
+
+
 @torch.no_grad()
 def assign(
     strategy: str,
-    anchors: Tensor | Priors,
+    priors: Tensor | Priors,
     gt_boxes: Tensor,
     gt_labels: Tensor,
     pred_boxes: Tensor | None = None,
     pred_scores: Tensor | None = None,
+    params: AssignParams | None = None,
+    *,
     pos_iou: float | None = None,
     neg_iou: float | None = None,
     sigma: float | None = None,
-    params: AssignParams | None = None,
 ) -> Assignment:
-    """Assign every anchor of every image to a GT (or background) for classification and regression.
+    """Assign every prior (anchor or FCOS point) of every image to a GT (or background) for classification and
+    regression.
 
     Args:
         strategy: a name of :data:`mgdet.strategies.STRATEGIES` (``"iou"``, ``"mutual_guidance"``, ``"atss"``, ...).
-        anchors: :class:`Priors` (what the detector passes: levels known), or a bare ``[A, 4]`` xyxy tensor,
-            read as one level with one anchor per location (``"atss"`` refuses it: it selects per level).
+        priors: :class:`Priors` (what the detector passes: levels known; FCOS points carry ``ranges`` and get the
+            point rules of :mod:`mgdet.assign.fcos`), or a bare ``[A, 4]`` xyxy anchor tensor, read as one level
+            with one anchor per location (``"atss"`` refuses it: it selects per level).
         gt_boxes, gt_labels: ``[B, G, 4]`` xyxy and ``[B, G]`` class indices, ``-1`` marks padding.
         pred_boxes: ``[B, A, 4]`` decoded regressed boxes (L2C, MG, task-aligned).
         pred_scores: ``[B, A, C]`` sigmoid class scores (C2L, MG, task-aligned).
@@ -124,25 +135,27 @@ def assign(
 
     Returns:
         :class:`Assignment` with ``cls_gt`` and ``reg_gt`` ``[B, A]`` long (and ``cls_target`` for soft rules).
+        FCOS points have no IGNORED label.
     """
-    if isinstance(anchors, Priors):
-        priors = anchors
+    q_params = _params(params, pos_iou=pos_iou, neg_iou=neg_iou, sigma=sigma)
+    if isinstance(priors, Priors) and priors.ranges is not None:  # FCOS points
+        validate_inputs(strategy, priors.num, gt_boxes, gt_labels, pred_boxes, pred_scores)
+        rule = _rule(POINT_RULES, strategy, "FCOS points")
+        if gt_boxes.shape[1] == 0:  # no GT column: every point is background
+            return all_negative(gt_boxes.shape[0], priors.num, priors.centres.device)
     else:
-        if anchors.ndim != 2 or anchors.shape[-1] != 4:
-            raise ValueError(f"anchors must be [A, 4] xyxy, got shape {tuple(anchors.shape)}")
-        priors = single_level_priors(anchors)
-    validate_inputs(strategy, priors.num, gt_boxes, gt_labels, pred_boxes, pred_scores)
-    rule = _rule(ANCHOR_RULES, strategy, "anchors")
-    if strategy == "atss" and not isinstance(anchors, Priors):
-        raise ValueError("atss selects candidates per pyramid level: pass mgdet.assign.Priors "
-                         "(mgdet.assign.anchor_priors(anchors, strides, feature_sizes, per_location))")  # fmt: skip
+        if not isinstance(priors, Priors):
+            if priors.ndim != 2 or priors.shape[-1] != 4:
+                raise ValueError(f"anchors must be [A, 4] xyxy, got shape {tuple(priors.shape)}")
+            if strategy == "atss":
+                raise ValueError(_ATSS_NEEDS_LEVELS)
+            priors = single_level_priors(priors)
+        validate_inputs(strategy, priors.num, gt_boxes, gt_labels, pred_boxes, pred_scores)
+        rule = _rule(ANCHOR_RULES, strategy, "anchors")
     boxes, labels, valid = prepare_gt(gt_boxes, gt_labels)
-    q = Query(priors, boxes, labels, valid, pred_boxes, pred_scores,
-              _params(params, pos_iou=pos_iou, neg_iou=neg_iou, sigma=sigma))  # fmt: skip
-    return rule(q)
+    return rule(Query(priors, boxes, labels, valid, pred_boxes, pred_scores, q_params))
 
 
-@torch.no_grad()
 def assign_points(
     strategy: str,
     priors: Priors,
@@ -154,20 +167,13 @@ def assign_points(
     radius: float | None = None,
     params: AssignParams | None = None,
 ) -> Assignment:
-    """Assign FCOS points (``priors`` from :func:`mgdet.assign.priors.point_priors`, with ranges); see
-    :mod:`mgdet.assign.fcos`. Same arguments and result as :func:`assign`; FCOS has no IGNORED label."""
-    validate_inputs(strategy, priors.num, gt_boxes, gt_labels, pred_boxes, pred_scores)
-    rule = _rule(POINT_RULES, strategy, "FCOS points")
-    if gt_boxes.shape[1] == 0:  # no GT column: every point is background
-        return all_negative(gt_boxes.shape[0], priors.num, priors.centres.device)
-    boxes, labels, valid = prepare_gt(gt_boxes, gt_labels)
-    q = Query(priors, boxes, labels, valid, pred_boxes, pred_scores, _params(params, sigma=sigma, fcos_radius=radius))
-    return rule(q)
-
-
-def _params(params: AssignParams | None, **given: float | None) -> AssignParams:
-    """``params`` (defaults when None) with the explicitly given knobs replaced."""
-    return replace(params or AssignParams(), **{k: v for k, v in given.items() if v is not None})
+    """Deprecated (removed in 0.3): :func:`assign` picks the point rules from point priors itself."""
+    warnings.warn("mgdet.assign.assign_points is deprecated: call mgdet.assign.assign with the point priors "
+                  "(and AssignParams(fcos_radius=...))", DeprecationWarning, stacklevel=2)  # fmt: skip
+    if priors.ranges is None:
+        raise ValueError("assign_points needs FCOS point priors (with ranges): mgdet.assign.point_priors(...)")
+    return assign(strategy, priors, gt_boxes, gt_labels, pred_boxes, pred_scores,
+                  _params(params, sigma=sigma, fcos_radius=radius))  # fmt: skip
 
 
 def assign_fcos(
@@ -182,8 +188,22 @@ def assign_fcos(
     sigma: float | None = None,
     radius: float | None = None,
 ) -> Assignment:
-    """:func:`assign_points` from bare tensors: points ``[A, 2]``, strides ``[A]`` (one value per level, points
-    level by level), ranges ``[A, 2]`` (lo, hi]."""
+    """Deprecated (removed in 0.3): :func:`assign` with ``point_priors(points, strides, ranges, level_sizes)``."""
+    warnings.warn("mgdet.assign.assign_fcos is deprecated: call mgdet.assign.assign with "
+                  "mgdet.assign.point_priors(points, strides, ranges, level_sizes)", DeprecationWarning,
+                  stacklevel=2)  # fmt: skip
+    priors = fcos_priors(points, strides, ranges)
+    return assign(strategy, priors, gt_boxes, gt_labels, pred_boxes, pred_scores,
+                  _params(None, sigma=sigma, fcos_radius=radius))  # fmt: skip
+
+
+def fcos_priors(points: Tensor, strides: Tensor, ranges: Tensor) -> Priors:
+    """Point priors from bare tensors: points ``[A, 2]``, strides ``[A]`` (one value per level, points level by
+    level), ranges ``[A, 2]`` (lo, hi]."""
     level_sizes = torch.unique_consecutive(strides, return_counts=True)[1].tolist()
-    priors = point_priors(points, strides, ranges, level_sizes)
-    return assign_points(strategy, priors, gt_boxes, gt_labels, pred_boxes, pred_scores, sigma, radius)
+    return point_priors(points, strides, ranges, level_sizes)
+
+
+def _params(params: AssignParams | None, **given: float | None) -> AssignParams:
+    """``params`` (defaults when None) with the explicitly given knobs replaced."""
+    return replace(params or AssignParams(), **{k: v for k, v in given.items() if v is not None})

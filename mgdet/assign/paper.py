@@ -21,9 +21,10 @@ from torch import Tensor
 
 from mgdet.assign.core import IGNORED, NEGATIVE, Assignment, reserve, topk_labels
 from mgdet.boxes import box_iou
+from mgdet.strategies import AssignParams
 
 
-def amplified_iou(iou_anchor: Tensor, score: Tensor, sigma: float = 2.0) -> Tensor:
+def amplified_iou(iou_anchor: Tensor, score: Tensor, sigma: float = AssignParams.sigma) -> Tensor:
     """Eq. (1) of the paper: IoU_anchor ** ((sigma - p) / sigma); equals IoU_anchor when p = 0."""
     return iou_anchor.clamp(0.0, 1.0) ** ((sigma - score.clamp(0.0, 1.0)) / sigma)
 

@@ -16,6 +16,7 @@ from torch import Tensor
 from mgdet.assign.core import IGNORED, NEGATIVE, Assignment
 from mgdet.assign.priors import Priors
 from mgdet.boxes import box_iou
+from mgdet.strategies import AssignParams
 
 #: The centre-inside margin of ATSS and task-aligned assignment (px), restated here on purpose.
 MARGIN = 0.01
@@ -37,9 +38,9 @@ def reference_paper(
     gt_labels: Tensor,
     pred_boxes: Tensor | None,
     pred_scores: Tensor | None,
-    pos: float = 0.5,
-    neg: float = 0.4,
-    sigma: float = 2.0,
+    pos: float = AssignParams.pos_iou,
+    neg: float = AssignParams.neg_iou,
+    sigma: float = AssignParams.sigma,
 ) -> Assignment:
     """The paper's four rules, in the style of the original SSD matcher: a loop over images and GTs."""
     num_b, num_a = gt_boxes.shape[0], anchors.shape[0]
@@ -94,7 +95,7 @@ def reference_paper(
 
 
 def reference_atss(
-    priors: Priors, gt_boxes: Tensor, gt_labels: Tensor, topk: int = 9, boxes: Tensor | None = None
+    priors: Priors, gt_boxes: Tensor, gt_labels: Tensor, topk: int = AssignParams.atss_topk, boxes: Tensor | None = None
 ) -> Assignment:
     """ATSS (:mod:`mgdet.assign.atss`) one image and one GT at a time; ``boxes [A, 4]`` replaces
     ``priors.boxes`` for the IoU (FCOS points: their virtual anchors)."""
@@ -133,9 +134,9 @@ def reference_task_aligned(
     gt_labels: Tensor,
     pred_boxes: Tensor,
     pred_scores: Tensor,
-    topk: int = 13,
-    alpha: float = 1.0,
-    beta: float = 6.0,
+    topk: int = AssignParams.tal_topk,
+    alpha: float = AssignParams.tal_alpha,
+    beta: float = AssignParams.tal_beta,
 ) -> Assignment:
     """Task-aligned assignment (:mod:`mgdet.assign.task_aligned`) one image and one GT at a time; centres
     ``[A, 2]`` of the priors. ``cls_target`` is computed in float64."""

@@ -27,12 +27,13 @@ from torch import Tensor
 
 from mgdet.assign.core import NEGATIVE, Assignment, resolve_pairs, segment_rank
 from mgdet.boxes import elementwise_iou
+from mgdet.strategies import AssignParams
 
 #: Positives per GT before the conflicts are resolved (TOOD's k).
-TAL_TOPK = 13
+TAL_TOPK = AssignParams.tal_topk
 #: Exponents of the alignment metric t = s ** alpha * u ** beta (TOOD).
-TAL_ALPHA = 1.0
-TAL_BETA = 6.0
+TAL_ALPHA = AssignParams.tal_alpha
+TAL_BETA = AssignParams.tal_beta
 
 
 def alignment_metric(score: Tensor, iou: Tensor, alpha: float = TAL_ALPHA, beta: float = TAL_BETA) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from mgdet import anchors as anchor_lib
-from mgdet.assign import Priors, anchor_priors, assign, assign_points, point_priors
+from mgdet.assign import Assignment, Priors, anchor_priors, assign, point_priors
 from mgdet.assign.fcos import level_ranges
 from mgdet.boxes import clip_boxes, decode
 from mgdet.catalog import DEFAULT_INPUT_SIZE, DETECTORS, as_hw
@@ -138,27 +138,33 @@ class Detector(nn.Module):
         return decode(box_deltas, self.anchors)
 
     # -------------------------------------------------------------------------------------------- loss
+    @torch.no_grad()
+    def assign(self, outputs: dict[str, Tensor], gt_boxes: Tensor, gt_labels: Tensor, strategy: str) -> Assignment:
+        """Assign this detector's priors with ``strategy`` and its knobs (:attr:`assign_params`), on the detached
+        predictions of ``outputs``: what :meth:`loss` trains on and what the figures show.
+
+        gt_boxes ``[B, G, 4]`` (G may be 0), gt_labels ``[B, G]`` (-1 padding)."""
+        gt_boxes, gt_labels = _at_least_one_column(gt_boxes, gt_labels)
+        pred_boxes = self.decode_boxes(outputs["box_deltas"].detach().float())  # [B, A, 4]
+        pred_scores = outputs["cls_logits"].detach().float().sigmoid()  # [B, A, C]
+        return assign(strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores, self.assign_params)
+
     def loss(self, outputs: dict[str, Tensor], gt_boxes: Tensor, gt_labels: Tensor, strategy: str) -> dict[str, Any]:
-        """Assign with ``strategy`` on detached predictions, then the losses; see CONTRACTS.md. The dict holds the
-        loss tensors, ``pos_scores`` and the step's :class:`~mgdet.assign.Assignment` (``"assignment"``)."""
+        """Assign with ``strategy`` (:meth:`assign`), then the losses; see CONTRACTS.md. The dict holds the loss
+        tensors, ``pos_scores`` and the step's :class:`~mgdet.assign.Assignment` (``"assignment"``)."""
         cls_logits, box_deltas = outputs["cls_logits"], outputs["box_deltas"]
-        if gt_boxes.shape[1] == 0:  # no GT in the whole batch: one padding column keeps gathers valid
-            gt_boxes = gt_boxes.new_zeros(gt_boxes.shape[0], 1, 4)
-            gt_labels = gt_labels.new_full((gt_labels.shape[0], 1), -1)
-        pred_boxes = self.decode_boxes(box_deltas.detach().float())  # [B, A, 4]
-        pred_scores = cls_logits.detach().float().sigmoid()  # [B, A, C]
-        params = self.assign_params
+        gt_boxes, gt_labels = _at_least_one_column(gt_boxes, gt_labels)
+        a = self.assign(outputs, gt_boxes, gt_labels, strategy)
         if self.is_fcos:
-            a = assign_points(strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores, params=params)
             out = fcos_loss(
                 a, cls_logits, box_deltas, outputs["centerness"], self.anchors, self.strides,
                 gt_boxes, gt_labels, self.loss_cfg,
             )  # fmt: skip
             total = out["loss_cls"] + out["loss_reg"] + out["loss_ctr"]
         else:
-            a = assign(strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores, params=params)
             out = detection_loss(a, cls_logits, box_deltas, self.anchors, gt_boxes, gt_labels, self.loss_cfg)
             total = out["loss_cls"] + out["loss_reg"]
+        pred_scores = cls_logits.detach().float().sigmoid()  # [B, A, C]
         pos_scores = positive_class_scores(a.cls_gt, gt_labels, pred_scores)  # [P] the p of IoU_amplified
         return {"loss": total, **out, "disagree": a.disagreement().detach(), "pos_scores": pos_scores,
                 "assignment": a}  # fmt: skip
@@ -282,3 +288,10 @@ def build_detector(
     outputs = {"cls_logits": num_classes, "box_deltas": 4}
     head = LevelHead(neck.out_channels, layout.num_anchors, outputs, head_width, head_depth)
     return Detector(config, bb, neck, head, layout, strides, loss_cfg)
+
+
+def _at_least_one_column(gt_boxes: Tensor, gt_labels: Tensor) -> tuple[Tensor, Tensor]:
+    """A batch without any GT gets one padding column: the gathers of the assignment and the losses stay valid."""
+    if gt_boxes.shape[1] > 0:
+        return gt_boxes, gt_labels
+    return gt_boxes.new_zeros(gt_boxes.shape[0], 1, 4), gt_labels.new_full((gt_labels.shape[0], 1), -1)

@@ -28,7 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Rectangle
 from torch import Tensor
 
-from mgdet.assign import Assignment, amplified_iou, assign
+from mgdet.assign import Assignment, AssignParams, amplified_iou, assign
 from mgdet.boxes import elementwise_iou
 from mgdet.viz.common import GREEN, GT_COLOUR, RED, YELLOW, save_figure, to_hwc_uint8
 
@@ -79,17 +79,16 @@ def strategy_assignments(
     gt_labels: Tensor,
     pred_boxes: Tensor,
     pred_scores: Tensor,
-    pos_iou: float = 0.5,
-    neg_iou: float = 0.4,
-    sigma: float = 2.0,
+    params: AssignParams | None = None,
 ) -> dict[str, Assignment]:
     """Static, Localize-to-Classify and Classify-to-Localize assignments of one image (batch of 1).
 
-    anchors ``[A, 4]``, gt_boxes ``[G, 4]``, gt_labels ``[G]``, pred_boxes ``[A, 4]`` decoded, pred_scores
-    ``[A, C]`` sigmoid. Returns ``{strategy: Assignment with [1, A] tensors}`` for :data:`COMPARED`.
+    anchors ``[A, 4]`` (or :class:`~mgdet.assign.Priors`), gt_boxes ``[G, 4]``, gt_labels ``[G]``, pred_boxes
+    ``[A, 4]`` decoded, pred_scores ``[A, C]`` sigmoid; ``params`` the knobs (defaults when None). Returns
+    ``{strategy: Assignment with [1, A] tensors}`` for :data:`COMPARED`.
     """
     args = (anchors, gt_boxes[None], gt_labels[None], pred_boxes[None], pred_scores[None])
-    return {s: assign(s, *args, pos_iou=pos_iou, neg_iou=neg_iou, sigma=sigma) for s in COMPARED}
+    return {s: assign(s, *args, params) for s in COMPARED}
 
 
 @torch.no_grad()
@@ -111,32 +110,28 @@ def detector_predictions(detector: torch.nn.Module, image: Tensor) -> tuple[Tens
 def detector_assignments(
     detector: torch.nn.Module, image: Tensor, gt_boxes: Tensor, gt_labels: Tensor
 ) -> tuple[dict[str, Assignment], Tensor, Tensor, Tensor]:
-    """Run ``detector`` on ``image [3, S, S]`` and assign its anchors (FCOS: points) three ways.
+    """Run ``detector`` on ``image [3, S, S]`` and assign its anchors (FCOS: points) three ways, with
+    :meth:`~mgdet.models.detector.Detector.assign` (the assignment training uses, with the detector's knobs).
 
-    gt_boxes ``[G, 4]`` in S-pixels, gt_labels ``[G]``. Assignment thresholds and sigma come from
-    ``detector.config`` (defaults 0.5 / 0.4 / 2.0).
+    gt_boxes ``[G, 4]`` in S-pixels, gt_labels ``[G]``.
 
     Returns:
         (assignments as in :func:`strategy_assignments`, anchors ``[A, 4]`` or points ``[A, 2]``,
         pred_boxes ``[A, 4]``, pred_scores ``[A, C]``).
     """
-    pred_boxes, pred_scores = detector_predictions(detector, image)
-    cfg: dict[str, Any] = getattr(detector, "config", {})
-    sigma = float(cfg.get("sigma", 2.0))
-    anchors = detector.anchors.cpu()
-    gt_boxes, gt_labels = gt_boxes.float().cpu(), gt_labels.long().cpu()
-    if getattr(detector, "is_fcos", False):
-        from mgdet.assign import assign_fcos
+    detector.eval()
+    device = next(detector.parameters()).device
+    out = detector(image[None].to(device).float())
+    gt = gt_boxes.float()[None].to(device)
+    labels = gt_labels.long()[None].to(device)
+    assignments = {s: _cpu(detector.assign(out, gt, labels, s)) for s in COMPARED}
+    pred_boxes = detector.decode_boxes(out["box_deltas"].float())[0].cpu()  # [A, 4]
+    pred_scores = out["cls_logits"].float().sigmoid()[0].cpu()  # [A, C]
+    return assignments, detector.anchors.cpu(), pred_boxes, pred_scores
 
-        args = (anchors, detector.strides.cpu(), detector.ranges.cpu(), gt_boxes[None], gt_labels[None])
-        preds = (pred_boxes[None], pred_scores[None])
-        assignments = {s: assign_fcos(s, *args, *preds, sigma=sigma) for s in COMPARED}
-    else:
-        assignments = strategy_assignments(
-            anchors, gt_boxes, gt_labels, pred_boxes, pred_scores,
-            pos_iou=float(cfg.get("pos_iou", 0.5)), neg_iou=float(cfg.get("neg_iou", 0.4)), sigma=sigma,
-        )  # fmt: skip
-    return assignments, anchors, pred_boxes, pred_scores
+
+def _cpu(a: Assignment) -> Assignment:
+    return Assignment(a.cls_gt.cpu(), a.reg_gt.cpu(), None if a.cls_target is None else a.cls_target.cpu())
 
 
 @torch.no_grad()
@@ -148,7 +143,7 @@ def assignment_table(
     pred_scores: Tensor,
     assignments: dict[str, Assignment],
     sets: dict[str, Tensor],
-    sigma: float = 2.0,
+    sigma: float = AssignParams.sigma,
     class_names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per anchor positive for any compared strategy (every set of :func:`assignment_sets`, shared
@@ -320,7 +315,7 @@ def render_assignment(
     """
     assignments, anchors, pred_boxes, pred_scores = detector_assignments(detector, image, gt_boxes, gt_labels)
     sets = assignment_sets(assignments["iou"], assignments["localize_to_classify"], assignments["classify_to_localize"])
-    sigma = float(getattr(detector, "config", {}).get("sigma", 2.0))
+    sigma = detector.assign_params.sigma
     rows = assignment_table(
         anchors, gt_boxes.float().cpu(), gt_labels.long().cpu(), pred_boxes, pred_scores, assignments, sets,
         sigma=sigma, class_names=class_names,

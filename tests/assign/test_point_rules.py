@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mgdet.assign import NEGATIVE, assign_fcos, assign_points, point_priors
+from mgdet.assign import NEGATIVE, assign, fcos_priors, point_priors
 from mgdet.assign.atss import virtual_anchors
 from mgdet.assign.fcos import _top_np, level_ranges
 from mgdet.assign.reference import reference_atss, reference_task_aligned
@@ -42,7 +42,7 @@ def test_virtual_anchors_are_8_strides_wide():
 @pytest.mark.parametrize("seed", range(4))
 def test_atss_on_points_equals_the_reference(seed: int):
     priors, gt_boxes, gt_labels, pred, scores = _batch(seed)
-    got = assign_points("atss", priors, gt_boxes, gt_labels, pred, scores)
+    got = assign("atss", priors, gt_boxes, gt_labels, pred, scores)
     exp = reference_atss(priors, gt_boxes, gt_labels, boxes=virtual_anchors(priors))
     assert torch.equal(got.cls_gt, exp.cls_gt) and torch.equal(got.reg_gt, got.cls_gt)
     assert (got.cls_gt >= 0).sum() > 0 and (got.cls_gt[-1] == NEGATIVE).all()
@@ -51,7 +51,7 @@ def test_atss_on_points_equals_the_reference(seed: int):
 @pytest.mark.parametrize("seed", range(4))
 def test_task_aligned_on_points_equals_the_reference(seed: int):
     priors, gt_boxes, gt_labels, pred, scores = _batch(seed)
-    got = assign_points("task_aligned", priors, gt_boxes, gt_labels, pred, scores)
+    got = assign("task_aligned", priors, gt_boxes, gt_labels, pred, scores)
     exp = reference_task_aligned(priors.centres, gt_boxes, gt_labels, pred, scores)
     assert torch.equal(got.cls_gt, exp.cls_gt) and torch.equal(got.reg_gt, got.cls_gt)
     assert torch.allclose(got.cls_target.double(), exp.cls_target, rtol=1e-5, atol=1e-7)
@@ -61,9 +61,31 @@ def test_task_aligned_on_points_equals_the_reference(seed: int):
 def test_bare_tensors_give_the_same_result_as_priors():
     priors, gt_boxes, gt_labels, pred, scores = _batch(0)
     for s in ("atss", "task_aligned", "mutual_guidance"):
-        a = assign_fcos(s, priors.centres, priors.strides, priors.ranges, gt_boxes, gt_labels, pred, scores)
-        b = assign_points(s, priors, gt_boxes, gt_labels, pred, scores)
+        rebuilt = fcos_priors(priors.centres, priors.strides, priors.ranges)
+        a = assign(s, rebuilt, gt_boxes, gt_labels, pred, scores)
+        b = assign(s, priors, gt_boxes, gt_labels, pred, scores)
         assert torch.equal(a.cls_gt, b.cls_gt) and torch.equal(a.reg_gt, b.reg_gt)
+
+
+def test_the_deprecated_entry_points_warn_and_give_the_same_result():
+    """assign_points, assign_fcos and the module mgdet.assign_fcos are deprecated aliases of assign (issue 23)."""
+    import importlib
+    import sys
+
+    from mgdet.assign import assign_fcos, assign_points
+
+    priors, gt_boxes, gt_labels, pred, scores = _batch(1)
+    want = assign("mutual_guidance", priors, gt_boxes, gt_labels, pred, scores)
+    with pytest.deprecated_call(match="assign_points is deprecated"):
+        a = assign_points("mutual_guidance", priors, gt_boxes, gt_labels, pred, scores)
+    with pytest.deprecated_call(match="assign_fcos is deprecated"):
+        b = assign_fcos("mutual_guidance", priors.centres, priors.strides, priors.ranges, gt_boxes, gt_labels, pred,
+                        scores)  # fmt: skip
+    for got in (a, b):
+        assert torch.equal(got.cls_gt, want.cls_gt) and torch.equal(got.reg_gt, want.reg_gt)
+    sys.modules.pop("mgdet.assign_fcos", None)
+    with pytest.deprecated_call(match="mgdet.assign_fcos is deprecated"):
+        importlib.import_module("mgdet.assign_fcos")
 
 
 def test_points_top_np_is_exact_and_never_takes_a_zero_entry():
@@ -91,7 +113,7 @@ def test_points_reservation_has_no_forced_best_point():
 
 def test_fcos_loss_uses_the_soft_target():
     priors, gt_boxes, gt_labels, pred, scores = _batch(1)
-    a = assign_points("task_aligned", priors, gt_boxes, gt_labels, pred, scores)
+    a = assign("task_aligned", priors, gt_boxes, gt_labels, pred, scores)
     logits = torch.zeros(3, priors.num, 3)
     deltas = torch.zeros(3, priors.num, 4)
     ctr = torch.zeros(3, priors.num)

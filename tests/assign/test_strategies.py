@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mgdet import strategies
-from mgdet.assign import ANCHOR_RULES, POINT_RULES, STRATEGIES, assign, assign_fcos, dispatch
+from mgdet.assign import ANCHOR_RULES, POINT_RULES, STRATEGIES, assign, dispatch, fcos_priors
 from mgdet.assign.fcos import level_ranges
 from mgdet.models.fcos import generate_points
 from mgdet.strategies import PAPER_STRATEGIES, STRATEGY_TABLE, StrategySpec, find_strategy, strategy_spec
@@ -46,7 +46,7 @@ def test_unknown_name_raises_for_anchors_and_points():
         assign("nope", ANCHORS, GT, LABELS)
     points, strides, ranges = generate_points((8, 16), [(4, 4), (2, 2)], level_ranges(2))
     with pytest.raises(ValueError, match="unknown assignment strategy"):
-        assign_fcos("nope", points, strides, ranges, GT, LABELS)
+        assign("nope", fcos_priors(points, strides, ranges), GT, LABELS)
 
 
 def test_a_name_in_the_table_without_code_raises(monkeypatch: pytest.MonkeyPatch):
@@ -58,7 +58,7 @@ def test_a_name_in_the_table_without_code_raises(monkeypatch: pytest.MonkeyPatch
         assign("new_rule", ANCHORS, GT, LABELS)
     points, strides, ranges = generate_points((8, 16), [(4, 4), (2, 2)], level_ranges(2))
     with pytest.raises(ValueError, match="'new_rule' has no implementation for FCOS points"):
-        assign_fcos("new_rule", points, strides, ranges, GT, LABELS)
+        assign("new_rule", fcos_priors(points, strides, ranges), GT, LABELS)
     # and a known strategy whose code is removed from the dispatch
     monkeypatch.delitem(dispatch.ANCHOR_RULES, "iou")
     with pytest.raises(ValueError, match="'iou' has no implementation for anchors"):

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mgdet.assign import NEGATIVE
-from mgdet.assign_fcos import assign_fcos, centerness, level_ranges
+from mgdet.assign import NEGATIVE, AssignParams, assign, fcos_priors
+from mgdet.assign.fcos import centerness, level_ranges
 from mgdet.models.fcos import decode_ltrb, fcos_loss, generate_points, giou_loss
+
+
+def assign_fcos(strategy, points, strides, ranges, boxes, labels, pred_boxes=None, pred_scores=None, sigma=2.0):
+    """:func:`mgdet.assign.assign` on FCOS points given as bare tensors."""
+    priors = fcos_priors(points, strides, ranges)
+    return assign(strategy, priors, boxes, labels, pred_boxes, pred_scores, AssignParams(sigma=sigma))
 
 
 @pytest.fixture(autouse=True, scope="module")

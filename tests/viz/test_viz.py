@@ -17,6 +17,7 @@ from mgdet.anchors import generate_anchors, paper_layout
 from mgdet.assign import IGNORED, NEGATIVE, Assignment, amplified_iou
 from mgdet.boxes import box_iou, decode
 from mgdet.evaluation import load_eval_json, save_eval_json
+from mgdet.strategies import AssignParams
 from mgdet.viz.amplification import PAPER_SCORES, PAPER_SIGMAS, plot_amplification, save_amplification
 from mgdet.viz.assignment import (
     assignment_sets,
@@ -163,7 +164,7 @@ def test_assignment_sets_and_table_from_assign(tmp_path: Path) -> None:
     gt = torch.tensor([[20.0, 30.0, 100.0, 130.0], [80.0, 60.0, 150.0, 120.0]])
     labels = torch.tensor([0, 2])
     pred_boxes, pred_scores = random_predictions(anchors, 3)
-    a = strategy_assignments(anchors, gt, labels, pred_boxes, pred_scores, sigma=2.0)
+    a = strategy_assignments(anchors, gt, labels, pred_boxes, pred_scores, AssignParams(sigma=2.0))
     sets = assignment_sets(a["iou"], a["localize_to_classify"], a["classify_to_localize"])
     s_cls, l_cls = a["iou"].cls_gt[0] >= 0, a["localize_to_classify"].cls_gt[0] >= 0
     s_reg, c_reg = a["iou"].reg_gt[0] >= 0, a["classify_to_localize"].reg_gt[0] >= 0
