@@ -64,6 +64,16 @@ def feature_sizes(input_size: int | tuple[int, int], strides: Sequence[int]) -> 
     return [(math.ceil(h / s), math.ceil(w / s)) for s in strides]
 
 
+def grid_centres(stride: int | float, size_hw: tuple[int, int]) -> Tensor:
+    """``[H*W, 2]`` xy pixel centres ``((x + 0.5) * stride, (y + 0.5) * stride)`` of one feature map, row-major:
+    the one grid of anchors, priors and FCOS points."""
+    h, w = size_hw
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5) * stride
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5) * stride
+    cy, cx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack((cx, cy), dim=-1).reshape(-1, 2)
+
+
 def generate_anchors(
     layout: AnchorLayout,
     input_size: int | tuple[int, int],
@@ -80,12 +90,10 @@ def generate_anchors(
     if len(sizes_hw) != len(layout.strides):
         raise ValueError(f"got {len(sizes_hw)} feature maps for {len(layout.strides)} anchor levels")
     out = []
-    for stride, sizes, (fh, fw) in zip(layout.strides, layout.sizes, sizes_hw):
+    for stride, sizes, size_hw in zip(layout.strides, layout.sizes, sizes_hw):
         base = cell_anchors(sizes, layout.ratios)  # [K, 4]
-        ys = (torch.arange(fh, dtype=torch.float32) + 0.5) * stride
-        xs = (torch.arange(fw, dtype=torch.float32) + 0.5) * stride
-        cy, cx = torch.meshgrid(ys, xs, indexing="ij")
-        centres = torch.stack((cx, cy, cx, cy), dim=-1).reshape(-1, 1, 4)  # [H*W, 1, 4]
+        xy = grid_centres(stride, size_hw)  # [H*W, 2]
+        centres = torch.cat((xy, xy), dim=-1).reshape(-1, 1, 4)  # [H*W, 1, 4]
         out.append((centres + base[None]).reshape(-1, 4))  # [H*W*K, 4]
     return torch.cat(out).to(device) if device is not None else torch.cat(out)
 

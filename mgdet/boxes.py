@@ -101,3 +101,28 @@ def decode(deltas: Tensor, anchors: Tensor, variances: tuple[float, float] = DEF
     w = a[..., 2] * torch.exp((deltas[..., 2] * variances[1]).clamp(max=MAX_LOG_DELTA))
     h = a[..., 3] * torch.exp((deltas[..., 3] * variances[1]).clamp(max=MAX_LOG_DELTA))
     return cxcywh_to_xyxy(torch.stack((cx, cy, w, h), dim=-1))
+
+
+# ------------------------------------------------------------------------ FCOS points (anchor-free)
+def point_distances(points: Tensor, gt_boxes: Tensor) -> Tensor:
+    """(l, t, r, b) distances of points [A, 2] to boxes [B, G, 4] -> [B, G, A, 4]."""
+    p = points[None, None]  # [1, 1, A, 2]
+    g = gt_boxes[:, :, None]  # [B, G, 1, 4]
+    return torch.cat((p - g[..., :2], g[..., 2:] - p), dim=-1)
+
+
+def centerness(ltrb: Tensor) -> Tensor:
+    """[..., 4] (l, t, r, b) -> [...] sqrt(min(l,r)/max(l,r) * min(t,b)/max(t,b)); 0 outside the box."""
+    d = ltrb.clamp(min=0)
+    lr = d[..., 0::2]
+    tb = d[..., 1::2]
+    ratio = (lr.min(-1).values / lr.max(-1).values.clamp(min=1e-12)) * (
+        tb.min(-1).values / tb.max(-1).values.clamp(min=1e-12)
+    )
+    return ratio.sqrt()
+
+
+def decode_ltrb(deltas: Tensor, points: Tensor, strides: Tensor) -> Tensor:
+    """deltas [..., A, 4] (log distances / stride) + points [A, 2] -> boxes [..., A, 4] xyxy."""
+    d = torch.exp(deltas.clamp(max=MAX_LOG_DELTA)) * strides[:, None]
+    return torch.cat((points - d[..., :2], points + d[..., 2:]), dim=-1)

@@ -76,6 +76,34 @@ def balanced_l1_loss(
     return torch.where(x < beta, inner, outer)
 
 
+def classification_loss(
+    assignment: Assignment, cls_logits: Tensor, gt_labels: Tensor, cfg: LossConfig
+) -> tuple[Tensor, Tensor]:
+    """The classification loss of every detector: ``(loss_cls, num_cls_pos)``.
+
+    cls_logits ``[B, A, C]``; ``assignment.cls_gt [B, A]`` (GT index, NEGATIVE, IGNORED); gt_labels ``[B, G]``.
+    Hard labels: sigmoid focal loss over the non-ignored priors and every class / max(1, #positives). A soft
+    target (``assignment.cls_target``, task-aligned) replaces the positives' 1: quality focal loss / max(1, sum
+    of the soft targets), as TOOD."""
+    c = cls_logits.shape[-1]
+    cls_gt = assignment.cls_gt  # [B, A]
+    cls_pos = cls_gt >= 0
+    labels = gt_labels.gather(1, cls_gt.clamp(min=0))  # [B, A] class of the assigned GT
+    targets = torch.zeros_like(cls_logits, dtype=torch.float32)
+    targets[cls_pos] = F.one_hot(labels[cls_pos], c).float()
+    keep = cls_gt != IGNORED  # [B, A]
+    num_cls_pos = cls_pos.sum()
+    if assignment.cls_target is None:
+        focal = sigmoid_focal_loss(cls_logits.float(), targets, cfg.focal_alpha, cfg.focal_gamma)
+        norm = num_cls_pos.clamp(min=1).float()
+    else:
+        soft = torch.where(cls_pos, assignment.cls_target.float(), 0.0)  # [B, A]
+        targets = targets * soft[..., None]
+        focal = quality_focal_loss(cls_logits.float(), targets, cfg.focal_alpha, cfg.focal_gamma)
+        norm = soft.sum().clamp(min=1.0)
+    return (focal * keep[..., None]).sum() / norm, num_cls_pos
+
+
 def detection_loss(
     assignment: Assignment,
     cls_logits: Tensor,
@@ -107,24 +135,8 @@ def detection_loss(
     if gt_labels.shape[1] == 0:  # no GT column at all: one padding column keeps the gathers defined
         gt_boxes = gt_boxes.new_zeros(gt_boxes.shape[0], 1, 4)
         gt_labels = gt_labels.new_full((gt_labels.shape[0], 1), -1)
-    b, a, c = cls_logits.shape
-    cls_gt, reg_gt = assignment.cls_gt, assignment.reg_gt  # [B, A]
-
-    cls_pos = cls_gt >= 0
-    labels = gt_labels.gather(1, cls_gt.clamp(min=0))  # [B, A] class of the assigned GT
-    targets = torch.zeros_like(cls_logits, dtype=torch.float32)
-    targets[cls_pos] = F.one_hot(labels[cls_pos], c).float()
-    keep = cls_gt != IGNORED  # [B, A]
-    num_cls_pos = cls_pos.sum()
-    if assignment.cls_target is None:
-        focal = sigmoid_focal_loss(cls_logits.float(), targets, cfg.focal_alpha, cfg.focal_gamma)
-        norm = num_cls_pos.clamp(min=1).float()
-    else:
-        soft = torch.where(cls_pos, assignment.cls_target.float(), 0.0)  # [B, A]
-        targets = targets * soft[..., None]
-        focal = quality_focal_loss(cls_logits.float(), targets, cfg.focal_alpha, cfg.focal_gamma)
-        norm = soft.sum().clamp(min=1.0)
-    loss_cls = (focal * keep[..., None]).sum() / norm
+    reg_gt = assignment.reg_gt  # [B, A]
+    loss_cls, num_cls_pos = classification_loss(assignment, cls_logits, gt_labels, cfg)
 
     reg_pos = reg_gt >= 0
     num_reg_pos = reg_pos.sum()

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from mgdet.assign.core import NEGATIVE, Assignment, reserve, topk_labels
 from mgdet.assign.priors import Priors
-from mgdet.boxes import box_area, box_iou
+from mgdet.boxes import box_area, box_iou, centerness, point_distances  # FCOS geometry lives in mgdet.boxes
 
 #: FCOS scale ranges per level (P3..P7); a 4-level model uses the first three and (256, inf).
 FCOS_RANGES = ((0.0, 64.0), (64.0, 128.0), (128.0, 256.0), (256.0, 512.0), (512.0, float("inf")))
@@ -50,24 +50,6 @@ def level_ranges(num_levels: int) -> list[tuple[float, float]]:
     ranges = list(FCOS_RANGES[:num_levels])
     ranges[-1] = (ranges[-1][0], float("inf"))
     return ranges
-
-
-def point_distances(points: Tensor, gt_boxes: Tensor) -> Tensor:
-    """(l, t, r, b) distances of points [A, 2] to boxes [B, G, 4] -> [B, G, A, 4]."""
-    p = points[None, None]  # [1, 1, A, 2]
-    g = gt_boxes[:, :, None]  # [B, G, 1, 4]
-    return torch.cat((p - g[..., :2], g[..., 2:] - p), dim=-1)
-
-
-def centerness(ltrb: Tensor) -> Tensor:
-    """[..., 4] (l, t, r, b) -> [...] sqrt(min(l,r)/max(l,r) * min(t,b)/max(t,b)); 0 outside the box."""
-    d = ltrb.clamp(min=0)
-    lr = d[..., 0::2]
-    tb = d[..., 1::2]
-    ratio = (lr.min(-1).values / lr.max(-1).values.clamp(min=1e-12)) * (
-        tb.min(-1).values / tb.max(-1).values.clamp(min=1e-12)
-    )
-    return ratio.sqrt()
 
 
 def _top_np(criterion: Tensor, candidates: Tensor, valid: Tensor, num_pos: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from itertools import accumulate
 import torch
 from torch import Tensor
 
-from mgdet.anchors import AnchorLayout, feature_sizes, generate_anchors
+from mgdet.anchors import AnchorLayout, feature_sizes, generate_anchors, grid_centres
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,9 @@ class Priors:
 
 
 def _grid_centres(strides: Sequence[int], sizes_hw: Sequence[tuple[int, int]], repeat: int) -> Tensor:
-    """Cell centres ``((x + 0.5) * stride, (y + 0.5) * stride)`` per level, row-major, each ``repeat`` times."""
-    out = []
-    for s, (h, w) in zip(strides, sizes_hw):
-        ys = (torch.arange(h, dtype=torch.float32) + 0.5) * s
-        xs = (torch.arange(w, dtype=torch.float32) + 0.5) * s
-        cy, cx = torch.meshgrid(ys, xs, indexing="ij")
-        out.append(torch.stack((cx, cy), dim=-1).reshape(-1, 1, 2).expand(-1, repeat, 2).reshape(-1, 2))
-    return torch.cat(out)
+    """Cell centres of every level (:func:`mgdet.anchors.grid_centres`), each ``repeat`` times: ``[A, 2]``."""
+    return torch.cat([grid_centres(s, hw).reshape(-1, 1, 2).expand(-1, repeat, 2).reshape(-1, 2)
+                      for s, hw in zip(strides, sizes_hw)])  # fmt: skip
 
 
 def _level_tensors(strides: Sequence[int], level_sizes: Sequence[int]) -> tuple[Tensor, Tensor]:

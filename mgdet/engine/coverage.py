@@ -61,7 +61,7 @@ def detector_anchors(
 
     with torch.no_grad():
         det = build_detector(name, backbone, 1, input_size=input_size, canonical=canonical, anchor_base=anchor_base)
-    return det.anchors
+    return det.priors().boxes
 
 
 def anchor_coverage_of(boxes: Tensor, anchors: Tensor, detector: str, input_size: int) -> Coverage:

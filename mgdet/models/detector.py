@@ -12,14 +12,13 @@ import torch
 from torch import Tensor, nn
 
 from mgdet import anchors as anchor_lib
-from mgdet.assign import Assignment, Priors, anchor_priors, assign, point_priors
-from mgdet.assign.fcos import level_ranges
-from mgdet.boxes import clip_boxes, decode
+from mgdet.assign import Assignment, Priors, assign
+from mgdet.boxes import clip_boxes
 from mgdet.catalog import DEFAULT_INPUT_SIZE, DETECTORS, as_hw
-from mgdet.losses import LossConfig, detection_loss
+from mgdet.losses import LossConfig
 from mgdet.models.backbones import build_backbone
-from mgdet.models.fcos import decode_ltrb, fcos_loss, generate_points
 from mgdet.models.heads import LevelHead, SharedTowerHead
+from mgdet.models.kinds import AnchorKind, PointKind, PriorKind
 from mgdet.models.necks import AuthorsFPNNeck, FSSDNeck, RetinaFPN, RFBNeck
 from mgdet.models.pretrained import load_pretrained
 from mgdet.nms import batched_nms
@@ -33,8 +32,9 @@ class Detector(nn.Module):
     """One-stage detector. ``forward(images [B, 3, H, W] RGB in [0, 1])`` -> ``{"cls_logits" [B, A, C],
     "box_deltas" [B, A, 4]}`` (+ ``"centerness" [B, A]`` for FCOS).
 
-    ``anchors`` ``[A, 4]`` xyxy (FCOS: points ``[A, 2]`` with ``strides [A]`` and ``ranges [A, 2]``) are
-    generated from the real feature-map sizes and follow the input size of the latest forward.
+    ``kind`` (:mod:`mgdet.models.kinds`: anchors or points) builds the priors, decodes, scores and picks the
+    loss; :meth:`priors` (anchor boxes, or FCOS points with their strides and ranges) are generated from the
+    real feature-map sizes and follow the input size of the latest forward.
     """
 
     def __init__(
@@ -43,7 +43,7 @@ class Detector(nn.Module):
         backbone: nn.Module,
         neck: nn.Module,
         head: nn.Module,
-        layout: anchor_lib.AnchorLayout | None,
+        kind: PriorKind,
         strides: tuple[int, ...],
         loss_cfg: LossConfig | None = None,
     ) -> None:
@@ -52,20 +52,16 @@ class Detector(nn.Module):
         self.assign_params = AssignParams.from_mapping(self.config)  # every rule's knobs, defaults when absent
         self.name = config["name"]
         self.num_classes = int(config["num_classes"])
-        self.is_fcos = layout is None
-        self.layout = layout
+        self.kind = kind
         self.level_strides = strides
         self.loss_cfg = loss_cfg or LossConfig()
         self.channels_last = bool(config.get("channels_last", False))
         self.backbone, self.neck, self.head = backbone, neck, head
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("anchors", torch.zeros(0, 2 if self.is_fcos else 4), persistent=False)
-        self.register_buffer("strides", torch.zeros(0), persistent=False)
-        self.register_buffer("ranges", torch.zeros(0, 2), persistent=False)
         self.feature_sizes: list[tuple[int, int]] = []
         self.input_hw: tuple[int, int] = (0, 0)
-        self._priors: tuple[Tensor, Priors] | None = None  # cache of priors(): (the anchors it was built from, priors)
+        self._priors: Priors | None = None  # of the latest input size (see priors())
         size = config.get("input_size", DEFAULT_INPUT_SIZE)
         self.input_size = size
         self._probe(size)
@@ -82,29 +78,18 @@ class Detector(nn.Module):
         self.forward(torch.zeros(1, 3, h, w, device=self.mean.device))
         self.train(was_training)
 
-    def _set_anchors(self, sizes: list[tuple[int, int]], hw: tuple[int, int]) -> None:
-        dev = self.mean.device
-        if self.is_fcos:
-            ranges = level_ranges(len(sizes))
-            points, strides, rngs = generate_points(self.level_strides, sizes, ranges)
-            self.anchors, self.strides, self.ranges = points.to(dev), strides.to(dev), rngs.to(dev)
-        else:
-            self.anchors = anchor_lib.generate_anchors(self.layout, hw, sizes).to(dev)
+    def _set_priors(self, sizes: list[tuple[int, int]], hw: tuple[int, int]) -> None:
+        self._priors = self.kind.priors(sizes, hw, self.mean.device)
         self.feature_sizes, self.input_hw = sizes, hw
 
     def priors(self) -> Priors:
-        """The current anchors (FCOS: points) with their centres, strides and levels, for the assignment.
+        """The current anchors (FCOS: points) with their centres, strides and levels (:class:`Priors`).
 
-        Built once per anchor set: rebuilt only when the anchors change (new input size, or ``.to(device)``).
-        """
-        if self._priors is None or self._priors[0] is not self.anchors:
-            if self.layout is None:  # FCOS points
-                level_sizes = [h * w for h, w in self.feature_sizes]
-                priors = point_priors(self.anchors, self.strides, self.ranges, level_sizes)
-            else:
-                priors = anchor_priors(self.anchors, self.layout.strides, self.feature_sizes, self.layout.num_anchors)
-            self._priors = (self.anchors, priors)
-        return self._priors[1]
+        Built when the input size changes; they follow the detector's device (``.to(device)``)."""
+        assert self._priors is not None  # built by the probe forward of __init__
+        if self._priors.boxes.device != self.mean.device:
+            self._priors = self._priors.to(self.mean.device)
+        return self._priors
 
     # ----------------------------------------------------------------------------------------- forward
     def forward(self, images: Tensor) -> dict[str, Tensor]:
@@ -125,17 +110,15 @@ class Detector(nn.Module):
         levels = self.neck(features)
         sizes = [(int(f.shape[-2]), int(f.shape[-1])) for f in levels]
         if sizes != self.feature_sizes or hw != self.input_hw:
-            self._set_anchors(sizes, hw)
+            self._set_priors(sizes, hw)
         out = self.head(levels)
-        if self.is_fcos:
+        if "centerness" in out:
             out["centerness"] = out["centerness"].squeeze(-1)  # [B, A]
         return out
 
     def decode_boxes(self, box_deltas: Tensor) -> Tensor:
         """[B, A, 4] head output -> [B, A, 4] xyxy input pixels."""
-        if self.is_fcos:
-            return decode_ltrb(box_deltas, self.anchors, self.strides)
-        return decode(box_deltas, self.anchors)
+        return self.kind.decode(box_deltas, self.priors())
 
     # -------------------------------------------------------------------------------------------- loss
     @torch.no_grad()
@@ -152,21 +135,12 @@ class Detector(nn.Module):
     def loss(self, outputs: dict[str, Tensor], gt_boxes: Tensor, gt_labels: Tensor, strategy: str) -> dict[str, Any]:
         """Assign with ``strategy`` (:meth:`assign`), then the losses; see CONTRACTS.md. The dict holds the loss
         tensors, ``pos_scores`` and the step's :class:`~mgdet.assign.Assignment` (``"assignment"``)."""
-        cls_logits, box_deltas = outputs["cls_logits"], outputs["box_deltas"]
         gt_boxes, gt_labels = _at_least_one_column(gt_boxes, gt_labels)
         a = self.assign(outputs, gt_boxes, gt_labels, strategy)
-        if self.is_fcos:
-            out = fcos_loss(
-                a, cls_logits, box_deltas, outputs["centerness"], self.anchors, self.strides,
-                gt_boxes, gt_labels, self.loss_cfg,
-            )  # fmt: skip
-            total = out["loss_cls"] + out["loss_reg"] + out["loss_ctr"]
-        else:
-            out = detection_loss(a, cls_logits, box_deltas, self.anchors, gt_boxes, gt_labels, self.loss_cfg)
-            total = out["loss_cls"] + out["loss_reg"]
-        pred_scores = cls_logits.detach().float().sigmoid()  # [B, A, C]
+        out = self.kind.loss(a, outputs, self.priors(), gt_boxes, gt_labels, self.loss_cfg)
+        pred_scores = outputs["cls_logits"].detach().float().sigmoid()  # [B, A, C]
         pos_scores = positive_class_scores(a.cls_gt, gt_labels, pred_scores)  # [P] the p of IoU_amplified
-        return {"loss": total, **out, "disagree": a.disagreement().detach(), "pos_scores": pos_scores,
+        return {**out, "disagree": a.disagreement().detach(), "pos_scores": pos_scores,
                 "assignment": a}  # fmt: skip
 
     # --------------------------------------------------------------------------------------- inference
@@ -176,9 +150,7 @@ class Detector(nn.Module):
 
         Everything inference does before its top-k; the ONNX graph (:mod:`mgdet.export`) ends here.
         """
-        scores = outputs["cls_logits"].float().sigmoid()  # [B, A, C]
-        if self.is_fcos:
-            scores = (scores * outputs["centerness"].float().sigmoid()[..., None]).sqrt()
+        scores = self.kind.scores(outputs)  # [B, A, C]
         h, w = self.input_hw  # set by the forward that produced ``outputs`` (python ints: graph constants)
         boxes = clip_boxes(self.decode_boxes(outputs["box_deltas"].float()), h, w)  # [B, A, 4]
         return scores, boxes
@@ -268,7 +240,7 @@ def build_detector(
             width=int(opts.get("head_width", width)), depth=int(opts.get("head_depth", 4)),
             norm=opts.get("norm", "gn"),
         )  # fmt: skip
-        return Detector(config, bb, neck, head, layout, strides, loss_cfg)
+        return Detector(config, bb, neck, head, AnchorKind(layout), strides, loss_cfg)
 
     if name == "rfbnet":
         if num_levels != 4:
@@ -283,11 +255,11 @@ def build_detector(
     if name == "fcos":
         outputs = {"cls_logits": num_classes, "box_deltas": 4, "centerness": 1}
         head = LevelHead(neck.out_channels, 1, outputs, head_width, head_depth)
-        return Detector(config, bb, neck, head, None, strides, loss_cfg)
+        return Detector(config, bb, neck, head, PointKind(strides), strides, loss_cfg)
     layout = anchor_lib.paper_layout(strides, float(opts.get("anchor_base", anchor_lib.PAPER_ANCHOR_BASE)))
     outputs = {"cls_logits": num_classes, "box_deltas": 4}
     head = LevelHead(neck.out_channels, layout.num_anchors, outputs, head_width, head_depth)
-    return Detector(config, bb, neck, head, layout, strides, loss_cfg)
+    return Detector(config, bb, neck, head, AnchorKind(layout), strides, loss_cfg)
 
 
 def _at_least_one_column(gt_boxes: Tensor, gt_labels: Tensor) -> tuple[Tensor, Tensor]:

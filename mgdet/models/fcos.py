@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mgdet.anchors import grid_centres
 from mgdet.assign import Assignment
-from mgdet.assign.fcos import centerness
-from mgdet.boxes import MAX_LOG_DELTA, box_area
-from mgdet.losses import LossConfig, quality_focal_loss, sigmoid_focal_loss
+from mgdet.boxes import box_area, centerness, decode_ltrb  # FCOS geometry lives in mgdet.boxes
+from mgdet.losses import LossConfig, classification_loss
 
 
 def generate_points(
@@ -32,19 +32,10 @@ def generate_points(
     """Points ``[A, 2]`` (cell centres, xy pixels), strides ``[A]``, ranges ``[A, 2]``; row-major."""
     pts, strd, rng = [], [], []
     for s, (h, w), r in zip(strides, sizes_hw, ranges):
-        ys = (torch.arange(h, dtype=torch.float32) + 0.5) * s
-        xs = (torch.arange(w, dtype=torch.float32) + 0.5) * s
-        cy, cx = torch.meshgrid(ys, xs, indexing="ij")
-        pts.append(torch.stack((cx, cy), dim=-1).reshape(-1, 2))
+        pts.append(grid_centres(s, (h, w)))
         strd.append(torch.full((h * w,), float(s)))
         rng.append(torch.tensor(r, dtype=torch.float32).expand(h * w, 2))
     return torch.cat(pts), torch.cat(strd), torch.cat(rng)
-
-
-def decode_ltrb(deltas: Tensor, points: Tensor, strides: Tensor) -> Tensor:
-    """deltas [..., A, 4] (log distances / stride) + points [A, 2] -> boxes [..., A, 4] xyxy."""
-    d = torch.exp(deltas.clamp(max=MAX_LOG_DELTA)) * strides[:, None]
-    return torch.cat((points - d[..., :2], points + d[..., 2:]), dim=-1)
 
 
 def giou_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -71,21 +62,8 @@ def fcos_loss(
 ) -> dict[str, Tensor]:
     """FCOS losses: cls_logits [B, A, C], box_deltas [B, A, 4], ctr_logits [B, A]; see module docstring."""
     cfg = cfg or LossConfig()
-    c = cls_logits.shape[-1]
-    cls_gt, reg_gt = assignment.cls_gt, assignment.reg_gt  # [B, A]
-    cls_pos = cls_gt >= 0
-    labels = gt_labels.gather(1, cls_gt.clamp(min=0))  # [B, A]
-    targets = F.one_hot(labels.clamp(min=0), c).float() * cls_pos[..., None]
-    keep = (cls_gt >= -1)[..., None]  # IGNORED (-2) never occurs for FCOS but is honoured
-    num_cls_pos = cls_pos.sum()
-    if assignment.cls_target is None:
-        focal = sigmoid_focal_loss(cls_logits.float(), targets, cfg.focal_alpha, cfg.focal_gamma)
-        norm = num_cls_pos.clamp(min=1).float()
-    else:  # soft target (task-aligned): quality focal loss / sum of the targets, as detection_loss
-        soft = torch.where(cls_pos, assignment.cls_target.float(), 0.0)  # [B, A]
-        focal = quality_focal_loss(cls_logits.float(), targets * soft[..., None], cfg.focal_alpha, cfg.focal_gamma)
-        norm = soft.sum().clamp(min=1.0)
-    loss_cls = (focal * keep).sum() / norm
+    reg_gt = assignment.reg_gt  # [B, A]
+    loss_cls, num_cls_pos = classification_loss(assignment, cls_logits, gt_labels, cfg)  # as every detector
 
     reg_pos = reg_gt >= 0
     num_reg_pos = reg_pos.sum()

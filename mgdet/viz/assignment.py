@@ -127,7 +127,9 @@ def detector_assignments(
     assignments = {s: _cpu(detector.assign(out, gt, labels, s)) for s in COMPARED}
     pred_boxes = detector.decode_boxes(out["box_deltas"].float())[0].cpu()  # [A, 4]
     pred_scores = out["cls_logits"].float().sigmoid()[0].cpu()  # [A, C]
-    return assignments, detector.anchors.cpu(), pred_boxes, pred_scores
+    priors = detector.priors()
+    drawn = priors.boxes if priors.ranges is None else priors.centres  # anchors [A, 4] or FCOS points [A, 2]
+    return assignments, drawn.cpu(), pred_boxes, pred_scores
 
 
 def _cpu(a: Assignment) -> Assignment:

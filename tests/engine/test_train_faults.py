@@ -112,7 +112,7 @@ def test_500_gt_boxes_train_step_memory_bound():
         losses = det.loss(out, gt, labels, "mutual_guidance")
         losses["loss"].backward()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(det.anchors.shape[0], int(losses["num_cls_pos"]), int(losses["num_reg_pos"]), before, peak)
+        print(det.priors().num, int(losses["num_cls_pos"]), int(losses["num_reg_pos"]), before, peak)
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -10,6 +10,7 @@ import torch
 from mgdet import anchors as anchor_lib
 from mgdet.assign import STRATEGIES
 from mgdet.models import Detector, build_detector
+from mgdet.models.kinds import AnchorKind, PointKind
 from mgdet.models.layers import PRIOR_BIAS
 
 
@@ -44,7 +45,7 @@ def _ids(c: tuple) -> str:
 
 def _expected_count(model: Detector, size: int) -> int:
     cells = sum(math.ceil(size / s) ** 2 for s in model.level_strides)
-    return cells * (1 if model.is_fcos else model.layout.num_anchors)
+    return cells * model.kind.per_location
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=_ids)
@@ -62,16 +63,19 @@ def test_output_shapes_and_anchor_counts(combo: tuple, size: int) -> None:
     assert out["box_deltas"].shape == (1, a, 4)
     if name == "fcos":
         assert out["centerness"].shape == (1, a)
-        assert model.anchors.shape == (a, 2) and model.strides.shape == (a,) and model.ranges.shape == (a, 2)
+        pr = model.priors()
+        assert pr.centres.shape == (a, 2) and pr.strides.shape == (a,) and pr.ranges.shape == (a, 2)
+        assert isinstance(model.kind, PointKind) and torch.equal(pr.boxes, torch.cat((pr.centres, pr.centres), 1))
     else:
         layout = anchor_lib.paper_layout() if not kw.get("canonical") else anchor_lib.retinanet_layout()
-        assert torch.equal(model.anchors, anchor_lib.generate_anchors(layout, size))
+        assert isinstance(model.kind, AnchorKind) and model.priors().ranges is None
+        assert torch.equal(model.priors().boxes, anchor_lib.generate_anchors(layout, size))
     assert torch.isfinite(out["cls_logits"]).all() and torch.isfinite(out["box_deltas"]).all()
 
 
 def test_canonical_retinanet_layout_and_towers() -> None:
     model = build_detector("retinanet", "resnet18", 4, input_size=128, canonical=True, norm="none")
-    assert model.level_strides == (8, 16, 32, 64, 128) and model.layout.num_anchors == 9
+    assert model.level_strides == (8, 16, 32, 64, 128) and model.kind.layout.num_anchors == 9
     assert len(model.head.cls_tower) == 8  # 4 x (conv, ReLU)
     assert model.head.cls_tower[0].out_channels == 256
 
@@ -94,10 +98,10 @@ def test_config_rebuild_and_input_size_follow() -> None:
     clone = build_detector(**model.config)
     assert clone.config == model.config
     clone.load_state_dict(model.state_dict(), strict=True)
-    assert "anchors" not in model.state_dict()  # anchors are rebuilt, not stored
+    assert not any("anchor" in k or "prior" in k for k in model.state_dict())  # rebuilt, not stored
     with torch.no_grad():
         model.eval()(torch.rand(1, 3, 64, 128))  # another input size: anchors follow
-    assert model.anchors.shape[0] == 6 * (8 * 16 + 4 * 8 + 2 * 4 + 1 * 2)
+    assert model.priors().num == 6 * (8 * 16 + 4 * 8 + 2 * 4 + 1 * 2)
     assert model.input_hw == (64, 128)
 
 
@@ -141,7 +145,8 @@ def test_predict_format(name: str) -> None:
         assert d["labels"].min() >= 0 and d["labels"].max() < 4
 
     scores, boxes = model.dense_predictions(out)  # the one dense decoding: [B, A, C], [B, A, 4]
-    assert scores.shape == (2, model.anchors.shape[0], 4) and boxes.shape == (2, model.anchors.shape[0], 4)
+    a = model.priors().num
+    assert scores.shape == (2, a, 4) and boxes.shape == (2, a, 4)
     cands = model.candidates(out, score_thresh=0.05, pre_nms_topk=400)  # predict before its NMS
     no_nms = model.predict(out, score_thresh=0.05, nms_iou=1.01, max_det=400, pre_nms_topk=400)
     for c, d, kept in zip(cands, no_nms, dets):
