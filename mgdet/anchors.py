@@ -64,6 +64,13 @@ def feature_sizes(input_size: int | tuple[int, int], strides: Sequence[int]) -> 
     return [(math.ceil(h / s), math.ceil(w / s)) for s in strides]
 
 
+def scaled_anchor_base(input_size: int | Sequence[int]) -> float:
+    """The paper's smallest anchor (24 px at 320 px) scaled to ``input_size`` (its shorter side):
+    ``model.anchor_base: auto``. Keeps every anchor's size relative to the image, e.g. 19.2 at 256 px."""
+    side = min(input_size) if isinstance(input_size, Sequence) else input_size
+    return PAPER_ANCHOR_BASE * int(side) / PAPER_INPUT_SIZE
+
+
 def grid_centres(stride: int | float, size_hw: tuple[int, int]) -> Tensor:
     """``[H*W, 2]`` xy pixel centres ``((x + 0.5) * stride, (y + 0.5) * stride)`` of one feature map, row-major:
     the one grid of anchors, priors and FCOS points."""

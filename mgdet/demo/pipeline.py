@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mgdet.anchors import PAPER_ANCHOR_BASE, PAPER_INPUT_SIZE
 from mgdet.demo.live import ZooEval
 from mgdet.demo.recipe import (
     BENCHMARK_DETECTORS,
@@ -177,8 +176,7 @@ def run_demo(
         epochs = RECIPE_EPOCHS if full else (train_epochs or DEMO_TRAIN_EPOCHS)
         extra = weights_overrides(log) + list(quick_overrides() if quick else []) + list(overrides)
         if size is not None:  # the paper's anchor layout scaled to the input
-            base = PAPER_ANCHOR_BASE * int(size) / PAPER_INPUT_SIZE
-            extra += [f"data.input_size={int(size)}", f"model.anchor_base={base}"]
+            extra += [f"data.input_size={int(size)}", "model.anchor_base=auto"]
         live_dir = out / ("live_quick" if quick else f"live_{epochs}ep")
         specs = _specs([DEMO_PAIR_DETECTOR], ["iou", "mutual_guidance"], [seed], live_dir, root, None,
                        None if quick else epochs, extra)  # fmt: skip

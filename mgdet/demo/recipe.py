@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mgdet.anchors import scaled_anchor_base
 from mgdet.strategies import STRATEGIES, STRATEGY_TABLE, find_strategy
 
 if TYPE_CHECKING:
@@ -177,7 +178,8 @@ def recipe_summary(cfg: RunConfig) -> str:
     """One line describing a run's recipe for reports (model, input, anchors, augmentation, schedule)."""
     m, d, t = cfg.model, cfg.data, cfg.train
     frozen = "all" if m.frozen_stages >= 5 else str(m.frozen_stages)
-    return (f"{m.name} {m.backbone}, input {d.input_size} px, anchor base {m.anchor_base:g} px, width {m.width}, "
+    base = scaled_anchor_base(d.input_size) if m.anchor_base == "auto" else float(m.anchor_base)
+    return (f"{m.name} {m.backbone}, input {d.input_size} px, anchor base {base:g} px, width {m.width}, "
             f"head depth {m.head_depth}, frozen backbone stages {frozen}, augment {d.augment}, {t.epochs} epochs x "
             f"{t.images_per_epoch or 'all'} images, batch {t.batch_size}, {t.optimizer} lr {t.lr:g}"
             + (f" (backbone x{t.backbone_lr_mult:g})" if t.backbone_lr_mult != 1.0 else "")

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from mgdet.anchors import PAPER_ANCHOR_BASE
+from mgdet.anchors import PAPER_ANCHOR_BASE, scaled_anchor_base
 from mgdet.data import CocoDataset, RecordDataset, VOCDataset, YoloDataset
 from mgdet.data.errors import DatasetError
 from mgdet.data.validate import open_dataset
@@ -97,8 +97,9 @@ def model_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
         kw["canonical"] = True
     else:
         kw["head_depth"] = m.head_depth
-    if m.anchor_base != PAPER_ANCHOR_BASE:  # stored only when set: older checkpoints stay as they were
-        kw["anchor_base"] = m.anchor_base
+    base = scaled_anchor_base(cfg.data.input_size) if m.anchor_base == "auto" else float(m.anchor_base)
+    if base != PAPER_ANCHOR_BASE:  # stored (as a number) only when it differs: older checkpoints stay as they were
+        kw["anchor_base"] = base
     return kw
 
 

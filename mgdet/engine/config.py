@@ -44,9 +44,9 @@ class ModelConfig:
     head_depth: int = 1  # 3x3 conv(+BN+ReLU) layers before the prediction convs
     canonical: bool = False  # RetinaNet only: P3-P7 with 4-conv towers instead of the authors' design
     frozen_stages: int = 0  # freeze the first N backbone stages (stage k ends at stride 2^k); 0 = none
-    # paper layout: smallest anchor side in pixels (24 at the paper's 320 px; keep anchor / input size when
-    # the input changes, e.g. 19.2 at 256 px); anchors are 24*2^k and 24*2^k*sqrt(2) on level k
-    anchor_base: float = PAPER_ANCHOR_BASE
+    # paper layout: smallest anchor side in pixels (24 at the paper's 320 px); "auto" scales it with
+    # data.input_size (19.2 at 256 px); anchors are base*2^k and base*2^k*sqrt(2) on level k
+    anchor_base: float | str = PAPER_ANCHOR_BASE
 
 
 @dataclass
@@ -279,7 +279,11 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (t.max_iters >= 0, "train.max_iters must be >= 0 (0 = no limit)"),
         (t.eval_interval >= 0, "train.eval_interval must be >= 0 (0 = only at the end)"),
         (bool(str(cfg.output_dir).strip()), "output_dir must not be empty (it would train into the current folder)"),
-        (cfg.model.anchor_base > 0, "model.anchor_base must be > 0"),
+        (
+            cfg.model.anchor_base == "auto"
+            or (not isinstance(cfg.model.anchor_base, str) and cfg.model.anchor_base > 0),
+            "model.anchor_base must be a number > 0 or auto (the paper's 24 px scaled with data.input_size)",
+        ),
         (cfg.eval.max_det >= 1, "eval.max_det must be >= 1"),
     ]
     for ok, msg in checks:

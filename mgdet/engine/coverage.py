@@ -100,8 +100,14 @@ def config_coverage(cfg) -> Coverage | None:
 
     ``cfg`` is a :class:`mgdet.engine.config.RunConfig`.
     """
-    from mgdet.engine.builders import build_dataset
+    from mgdet.engine.builders import build_dataset, model_kwargs
+    from mgdet.models import build_detector
 
-    m, size = cfg.model, cfg.data.input_size
+    if cfg.model.name == "fcos":
+        return None
     records = build_dataset(cfg.data, train=True).records
-    return records_coverage(records, m.name, m.backbone, size, m.canonical, m.anchor_base)
+    with torch.no_grad():  # the detector training builds (same kwargs), so the same anchors
+        det = build_detector(**model_kwargs(cfg, 1))
+    size = cfg.data.input_size
+    boxes = input_boxes(records, size)
+    return anchor_coverage_of(boxes, det.priors().boxes, f"{cfg.model.name} {cfg.model.backbone}", size)

@@ -105,3 +105,34 @@ def test_an_override_whose_value_yaml_would_cut_at_a_comment_is_refused():
     assert parse_override("output_dir='runs/a #1'") == (["output_dir"], "runs/a #1")
     assert parse_override('output_dir="a #1"') == (["output_dir"], "a #1")
     assert parse_override("output_dir=runs/a#1") == (["output_dir"], "runs/a#1")  # no space: not a comment
+
+
+def test_anchor_base_auto_scales_the_papers_anchors_with_the_input_size():
+    """model.anchor_base: auto = 24 px x input / 320 (issue 23, item 4); stored in checkpoints as the number."""
+    from mgdet.engine.builders import model_kwargs
+
+    cfg = from_dict({"model": {"name": "retinanet", "anchor_base": "auto"}, "data": {"input_size": 256}})
+    assert model_kwargs(cfg, 3)["anchor_base"] == 19.2
+    at_320 = from_dict({"model": {"anchor_base": "auto"}, "data": {"input_size": 320}})
+    assert "anchor_base" not in model_kwargs(at_320, 3)  # the paper's 24: nothing stored, as before
+    with pytest.raises(ConfigError, match="model.anchor_base must be a number > 0 or auto"):
+        from_dict({"model": {"anchor_base": "big"}})
+
+
+def test_anchor_coverage_uses_the_anchors_training_builds(tiny_dataset):
+    """The coverage of a run's data is computed on the detector built from the training kwargs (issue 23)."""
+    from conftest import tiny_config
+
+    from mgdet.anchors import generate_anchors, paper_layout
+    from mgdet.engine.builders import build_dataset
+    from mgdet.engine.coverage import anchor_coverage_of, config_coverage, input_boxes
+
+    raw = tiny_config(tiny_dataset, tiny_dataset / "unused")
+    raw["model"]["anchor_base"] = "auto"
+    cfg = from_dict(raw)
+    got = config_coverage(cfg)
+    anchors = generate_anchors(paper_layout(base_size=24.0 * 64 / 320), 64)
+    want = anchor_coverage_of(input_boxes(build_dataset(cfg.data, train=True).records, 64), anchors, "x", 64)
+    assert (
+        got.num_anchors == want.num_anchors and got.at_05 == want.at_05 and got.median_best_iou == want.median_best_iou
+    )
