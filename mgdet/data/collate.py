@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from mgdet.data.errors import DatasetError
+from mgdet.data.transforms import View
 
 
 @dataclass
@@ -101,16 +102,18 @@ class DetectionDataset(Dataset):
             return FailedSample(int(self.base.image_info(index)["image_id"]), str(e))
         h, w = image.shape[:2]
         keep = ~np.asarray(target["ignore"], bool)
-        rng = self.sample_rng(index) if self.train else None
-        view: dict = {}
-        tensor, boxes, labels = self.transform(
-            image, target["boxes"][keep], target["labels"][keep], rng=rng, view=view
-        )  # fmt: skip
+        boxes, labels = target["boxes"][keep], target["labels"][keep]
+        view = self._view(index, (h, w), boxes)
+        tensor, boxes, labels = self.transform.apply(image, boxes, labels, view)
         return tensor, boxes, labels, _meta(index, target, view, (h, w), tuple(tensor.shape[-2:]))
+
+    def _view(self, index: int, hw: tuple[int, int], boxes: np.ndarray) -> View:
+        """This epoch's augmentation of ``index`` (the plain resize for evaluation)."""
+        return self.transform.draw_view(self.sample_rng(index), hw, boxes) if self.train else View()
 
     def _without_pixels(self, index: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict] | None:
         """The sample of ``index`` with a zero image, when its view is in ``pixel_free_views``: the same boxes,
-        labels, view and meta as ``__getitem__`` (the same random draws; ``transform.boxes_only``), no decoding.
+        labels, view and meta as ``__getitem__`` (the same :class:`View`, applied to the boxes alone), no decoding.
         None when this epoch's view of ``index`` is not there."""
         # the image's size does not depend on the flip: either cached view of ``index`` gives it
         hw = self.pixel_free_views.get((int(index), False)) or self.pixel_free_views.get((int(index), True))
@@ -118,22 +121,20 @@ class DetectionDataset(Dataset):
             return None
         target = self.base.target(index)
         keep = ~np.asarray(target["ignore"], bool)
-        view: dict = {}
-        boxes, labels = self.transform.boxes_only(
-            hw, target["boxes"][keep], target["labels"][keep], rng=self.sample_rng(index), view=view
-        )  # fmt: skip
-        if (int(index), bool(view.get("flipped", False))) not in self.pixel_free_views:
+        view = self._view(index, hw, target["boxes"][keep])  # the same view __getitem__ draws
+        if (int(index), view.flipped) not in self.pixel_free_views:
             return None  # this epoch draws the view that is not cached: decode
+        boxes, labels = self.transform.apply_boxes(hw, target["boxes"][keep], target["labels"][keep], view)
         size = self.transform.size
         return torch.zeros(3, size, size), boxes, labels, _meta(index, target, view, hw, (size, size))
 
 
-def _meta(index: int, target: dict, view: dict, hw: tuple[int, int], size: tuple[int, int]) -> dict:
+def _meta(index: int, target: dict, view: View, hw: tuple[int, int], size: tuple[int, int]) -> dict:
     """``meta`` of a sample: image id, view ``(index, flipped)``, original ``hw``, scale to the network's
     ``size``, the full original-pixel annotation."""
     return {
         "image_id": int(target["image_id"]),
-        "view": (int(index), bool(view.get("flipped", False))),
+        "view": (int(index), view.flipped),
         "orig_size": hw,
         "scale": (size[0] / hw[0], size[1] / hw[1]),
         "gt": {"boxes": target["boxes"], "labels": target["labels"], "ignore": target["ignore"]},

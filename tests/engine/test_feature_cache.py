@@ -192,8 +192,23 @@ def test_a_cached_view_is_the_same_sample_without_decoding(tiny_dataset, augment
             assert torch.equal(img_g, img_r) if i % 2 else not img_g.any()
 
 
-def test_boxes_only_needs_a_pixel_free_transform():
-    ssd = build_train_transform(64, "ssd")
-    assert not ssd.pixel_free
-    with pytest.raises(ValueError, match="augment: flip"):
-        ssd.boxes_only((64, 64), np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+def test_a_view_gives_the_same_boxes_with_or_without_the_pixels():
+    """Augmentation is a value (issue 23, item 5): draw_view is the only consumer of the generator, and apply /
+    apply_boxes give identical boxes for every mode, so cached views can never get other boxes (there is no
+    replay of the random draws any more)."""
+    rng = np.random.default_rng(7)
+    for mode in ("ssd", "flip", "none"):
+        tf = build_train_transform(64, mode)
+        for seed in range(40):
+            h, w = int(rng.integers(40, 120)), int(rng.integers(40, 120))
+            image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+            xy = rng.uniform(0, [w - 8, h - 8], (5, 2))
+            boxes = np.concatenate([xy, xy + rng.uniform(4, 40, (5, 2))], 1).clip(0, [w, h, w, h]).astype(np.float32)
+            labels = rng.integers(0, 3, 5)
+            view = tf.draw_view(np.random.default_rng(seed), (h, w), boxes)
+            again = tf.draw_view(np.random.default_rng(seed), (h, w), boxes)
+            assert view == again  # a value: the same generator state gives the same view
+            _, b_pixels, l_pixels = tf.apply(image, boxes, labels, view)
+            b_alone, l_alone = tf.apply_boxes((h, w), boxes, labels, view)
+            assert np.array_equal(b_pixels, b_alone) and np.array_equal(l_pixels, l_alone)
+    assert not build_train_transform(64, "ssd").pixel_free and build_train_transform(64, "flip").pixel_free
