@@ -93,14 +93,39 @@ def devkit_years(root: Path) -> list[str]:
     return [y[2:] for y in found]
 
 
+def images_folder(root: Path, split: str | None) -> Path:
+    """Where the images of a COCO or YOLO dataset folder live, one rule for every verb (train, eval, data check,
+    visualize): ``root/JPEGImages`` (the benchmark's layout), else ``root/images/<split>``, else ``root/images``,
+    else ``root/<split>`` (COCO's own ``train2017/`` beside ``annotations/``)."""
+    candidates = [root / "JPEGImages"]
+    if split:
+        candidates.append(root / "images" / split)
+    candidates.append(root / "images")
+    if split:
+        candidates.append(root / split)
+    return next((c for c in candidates if c.is_dir()), root / "images")
+
+
+def labels_folder(root: Path, split: str | None) -> Path:
+    """Where the label files of a YOLO dataset folder live: ``root/labels/<split>``, else ``root/labels``."""
+    if split and (root / "labels" / split).is_dir():
+        return root / "labels" / split
+    return root / "labels"
+
+
 def open_dataset(
     root: str | Path,
     format: str = "auto",
     split: str | None = None,
     class_names: tuple[str, ...] | list[str] | None = None,
     on_error: str = "skip",
+    ann: str | Path | None = None,
+    images: str | Path | None = None,
 ) -> RecordDataset:
-    """Build a loader for a dataset folder by layout.
+    """Build a loader for a dataset folder by layout: the one way every verb opens a dataset.
+
+    ``ann`` (COCO json / YOLO label folder) and ``images`` (image folder) replace the default places
+    (:func:`images_folder`, :func:`labels_folder`, ``annotations/instances_<split>.json``).
 
     - VOC (``Annotations/``): ``split`` (default: ``trainval``, else ``train``, else the first split
       file); classes from ``classes.txt`` if present, else VOC's 20.
@@ -145,17 +170,21 @@ def open_dataset(
     if format == "yolo":
         names = class_names or _read_classes(root / "classes.txt")
         if names is None:
-            raise DatasetError("YOLO dataset needs class names (classes.txt or class_names=)", root)
-        return YoloDataset(root / "images", root / "labels", names, on_error=on_error)
+            raise DatasetError("YOLO dataset needs class names (classes.txt or data.class_names)", root)
+        image_dir = Path(images) if images else images_folder(root, split)
+        label_dir = Path(ann) if ann else labels_folder(root, split)
+        return YoloDataset(image_dir, label_dir, tuple(names), on_error=on_error)
     if root.is_file():
-        ann = root
+        ann_path = root
         up, up2 = root.parent, root.parent.parent
         candidates = (up2 / "JPEGImages", up2 / "images", up / "JPEGImages", up / "images")
         image_dir = next((d for d in candidates if d.is_dir()), up)
     else:
-        ann = root / "annotations" / f"instances_{split or 'train'}.json"
-        image_dir = root / "JPEGImages" if (root / "JPEGImages").is_dir() else root / "images"
-    return CocoDataset(image_dir, ann, class_names, on_error=on_error)
+        ann_path = root / "annotations" / f"instances_{split or 'train'}.json"
+        image_dir = images_folder(root, split)
+    ann_path = Path(ann) if ann else ann_path
+    image_dir = Path(images) if images else image_dir
+    return CocoDataset(image_dir, ann_path, tuple(class_names) if class_names else None, on_error=on_error)
 
 
 def check_dataset(

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from mgdet.anchors import PAPER_ANCHOR_BASE, scaled_anchor_base
-from mgdet.data import CocoDataset, RecordDataset, VOCDataset, YoloDataset
+from mgdet.data import RecordDataset, VOCDataset
 from mgdet.data.errors import DatasetError
 from mgdet.data.validate import open_dataset
 from mgdet.engine.config import ConfigError, DataConfig, RunConfig
@@ -23,13 +23,16 @@ def _path(root: Path, p: str) -> Path:
 
 
 def build_dataset(d: DataConfig, train: bool, class_names: list[str] | tuple[str, ...] | None = None) -> RecordDataset:
-    """The training (``train=True``) or validation dataset described by ``d``.
+    """The training (``train=True``) or validation dataset described by ``d``, opened by
+    :func:`mgdet.data.validate.open_dataset` (the one function `data check` and `visualize` use too).
 
     - ``voc``: ``root`` is one VOC year folder (Annotations/, JPEGImages/, ImageSets/Main/) and the split a
       split-file name, or a ``VOCdevkit`` folder and the split ``"07+12/trainval"`` / ``"07/test"``.
-    - ``coco``: ``root`` + ``train_ann``/``val_ann`` (json) + ``train_images``/``val_images`` (folders);
-      with the annotation fields empty, ``root/annotations/instances_<split>.json`` and ``root/JPEGImages``.
-    - ``yolo``: ``root`` + ``train_images``/``val_images`` and label folders ``train_ann``/``val_ann``.
+    - ``coco``: ``root/annotations/instances_<split>.json``, images where
+      :func:`~mgdet.data.validate.images_folder` finds them; ``train_ann``/``val_ann`` (json) and
+      ``train_images``/``val_images`` (folders) replace those places.
+    - ``yolo``: images as COCO, labels in ``root/labels/<split>`` or ``root/labels``; ``train_ann``/``val_ann``
+      name the label folders.
     """
     ds = _open(d, train, class_names)
     if len(ds) == 0:
@@ -51,24 +54,13 @@ def _open(d: DataConfig, train: bool, class_names: list[str] | tuple[str, ...] |
         raise ConfigError("data.root is empty: set it in the config or with data.root=PATH")
     if not root.exists():
         raise ConfigError(f"data.root = {str(root)!r} does not exist: give the dataset folder with data.root=PATH")
-    if d.format == "voc":  # one folder or a VOCdevkit, exactly as `mgdet data check` opens it
-        return open_dataset(root, "voc", split, names, on_error=d.on_error)
-    if d.format == "coco":
-        ann = d.train_ann if train else d.val_ann
-        images = d.train_images if train else d.val_images
-        ann_path = _path(root, ann) if ann else root / "annotations" / f"instances_{split}.json"
-        image_dir = _path(root, images) if images else root / "JPEGImages"
-        return CocoDataset(image_dir, ann_path, tuple(names) if names else None, on_error=d.on_error)
+    ann = d.train_ann if train else d.val_ann
     images = d.train_images if train else d.val_images
-    labels = d.train_ann if train else d.val_ann
-    image_dir = _path(root, images) if images else root / "images" / split
-    label_dir = _path(root, labels) if labels else root / "labels" / split
-    if not names:
-        classes = root / "classes.txt"
-        if not classes.is_file():
-            raise ConfigError(f"YOLO data needs data.class_names or {classes}")
-        names = [c.strip() for c in classes.read_text().splitlines() if c.strip()]
-    return YoloDataset(image_dir, label_dir, tuple(names), on_error=d.on_error)
+    # one rule for every verb: the same function `mgdet data check` and `visualize` open datasets with
+    return open_dataset(
+        root, d.format, split, names, on_error=d.on_error,
+        ann=_path(root, ann) if ann else None, images=_path(root, images) if images else None,
+    )  # fmt: skip
 
 
 def model_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:

@@ -207,3 +207,28 @@ def test_exif_rotated_jpeg_and_raw_annotation_fallback(tmp_path: Path) -> None:
     assert read_image(path, expected_hw=(20, 40)).shape == (20, 40, 3)  # annotated on raw pixels
     with pytest.raises(DatasetError, match="r.jpg"):
         read_image(path, expected_hw=(33, 33))
+
+
+@pytest.mark.parametrize("per_split", [True, False])
+def test_train_and_data_check_open_a_yolo_folder_by_one_rule(tmp_path, per_split):
+    """`train` used to look in images/<split> and `data check` in images/ (issue 23, item 6): both now open a
+    dataset with open_dataset, so they see the same images in either layout."""
+    import cv2
+
+    from mgdet.data.validate import open_dataset
+    from mgdet.engine.builders import build_dataset
+    from mgdet.engine.config import from_dict
+
+    root = tmp_path / "yolo"
+    sub = ("train",) if per_split else ()
+    (root / "images" / Path(*sub)).mkdir(parents=True)
+    (root / "labels" / Path(*sub)).mkdir(parents=True)
+    (root / "classes.txt").write_text("cat\ndog\n")
+    for k in range(3):
+        cv2.imwrite(str(root / "images" / Path(*sub) / f"im{k}.png"), np.full((32, 40, 3), 60 + k, np.uint8))
+        (root / "labels" / Path(*sub) / f"im{k}.txt").write_text(f"{k % 2} 0.5 0.5 0.25 0.5\n")
+    cfg = from_dict({"data": {"format": "yolo", "root": str(root), "train_split": "train"}})
+    trained = build_dataset(cfg.data, train=True)
+    checked = open_dataset(root, "auto", "train")
+    assert [r.path for r in trained.records] == [r.path for r in checked.records] and len(trained) == 3
+    assert [r.labels.tolist() for r in trained.records] == [[0], [1], [0]]
