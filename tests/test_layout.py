@@ -197,3 +197,23 @@ def test_names_and_the_default_input_size_are_written_once() -> None:
     assert not found, "written again outside mgdet/catalog.py:\n" + "\n".join(found)
     assert DETECTORS[-1] == "fcos" and "mobilenet_v2" in BACKBONES and DATA_FORMATS == ("voc", "coco", "yolo")
     assert as_hw(256) == (256, 256) and as_hw([192, 320]) == (192, 320) and as_hw((64.0, 96)) == (64, 96)
+
+
+def test_the_assignment_defaults_are_written_once() -> None:
+    """sigma, the IoU thresholds and the other rules' knobs get their defaults from AssignParams only."""
+    import re
+
+    pattern = re.compile(
+        r"\b(sigma|pos_iou|neg_iou|fcos_radius|radius|atss_topk|tal_topk|tal_alpha|tal_beta|topk|alpha|beta)\b"
+        r"\s*(:\s*[\w| ]+)?=\s*(2\.0|0\.5|0\.4|1\.5|9|13|1\.0|6\.0)\b"
+        r'|"(sigma|pos_iou|neg_iou)",\s*(2\.0|0\.5|0\.4)\b'  # cfg.get("sigma", 2.0)
+    )
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{n}: {line.strip()}"
+        for path in sorted((PACKAGE / "assign").rglob("*.py")) + [PACKAGE / "engine" / "config.py",
+                                                                  PACKAGE / "models" / "detector.py",
+                                                                  PACKAGE / "viz" / "assignment.py"]
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]  # fmt: skip
+    assert not found, "restated assignment defaults (use mgdet.strategies.AssignParams):\n" + "\n".join(found)

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from mgdet.catalog import as_hw
 from mgdet.data.errors import DatasetError
 from mgdet.data.transforms import View
 
@@ -125,8 +126,8 @@ class DetectionDataset(Dataset):
         if (int(index), view.flipped) not in self.pixel_free_views:
             return None  # this epoch draws the view that is not cached: decode
         boxes, labels = self.transform.apply_boxes(hw, target["boxes"][keep], target["labels"][keep], view)
-        size = self.transform.size
-        return torch.zeros(3, size, size), boxes, labels, _meta(index, target, view, hw, (size, size))
+        h, w = as_hw(self.transform.size)
+        return torch.zeros(3, h, w), boxes, labels, _meta(index, target, view, hw, (h, w))
 
 
 def _meta(index: int, target: dict, view: View, hw: tuple[int, int], size: tuple[int, int]) -> dict:

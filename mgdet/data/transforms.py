@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from mgdet.catalog import as_hw
 from mgdet.utils.imagenet import IMAGENET_MEAN
 
 # ImageNet mean and std (mgdet.utils.imagenet): the detector normalizes its input with them (``Detector.mean``
@@ -209,18 +210,24 @@ def hflip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def resize(image: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    """Resize to ``size x size`` (aspect not kept, as SSD); returns boxes in S-pixels and ``(sy, sx)``."""
-    out = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_LINEAR)
+def resize(
+    image: np.ndarray, boxes: np.ndarray, size: int | tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Resize to ``size`` (S x S, or (H, W); aspect not kept, as SSD); returns boxes in its pixels and ``(sy, sx)``."""
+    th, tw = as_hw(size)
+    out = cv2.resize(np.ascontiguousarray(image), (tw, th), interpolation=cv2.INTER_LINEAR)
     scaled, scale = resize_boxes(boxes, image.shape[:2], size)
     return out, scaled, scale
 
 
-def resize_boxes(boxes: np.ndarray, hw: tuple[int, int], size: int) -> tuple[np.ndarray, tuple[float, float]]:
-    """The boxes of :func:`resize` for an ``hw`` image: S-pixels, clipped, float32; and ``(sy, sx)``."""
-    sy, sx = size / hw[0], size / hw[1]
+def resize_boxes(
+    boxes: np.ndarray, hw: tuple[int, int], size: int | tuple[int, int]
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """The boxes of :func:`resize` for an ``hw`` image: in the resized pixels, clipped, float32; and ``(sy, sx)``."""
+    th, tw = as_hw(size)
+    sy, sx = th / hw[0], tw / hw[1]
     scaled = boxes * np.array([sx, sy, sx, sy], np.float32)
-    np.clip(scaled, 0, size, out=scaled)
+    np.clip(scaled, 0, np.array([tw, th, tw, th], np.float32), out=scaled)
     return scaled.astype(np.float32), (sy, sx)
 
 
@@ -244,12 +251,14 @@ class View:
 
 
 class EvalTransform:
-    """Resize to ``size x size``; boxes scaled into S-pixels. Its only view is the plain resize (``View()``)."""
+    """Resize to ``size`` (S x S, or (H, W) for a non-square detector); boxes scaled into its pixels. Its only
+    view is the plain resize (``View()``)."""
 
     pixel_free = True  # every view is the same (a feature cache may hold its features)
 
-    def __init__(self, size: int) -> None:
-        self.size = int(size)
+    def __init__(self, size: int | tuple[int, int]) -> None:
+        h, w = as_hw(size)
+        self.size: int | tuple[int, int] = h if h == w else (h, w)
 
     def draw_view(self, rng: np.random.Generator | None, hw: tuple[int, int], boxes: np.ndarray) -> View:
         return View()

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mgdet.anchors import scaled_anchor_base
 from mgdet.strategies import STRATEGIES, STRATEGY_TABLE, find_strategy
 
 if TYPE_CHECKING:
@@ -176,6 +175,8 @@ def path_name(detector: str, abbr: str) -> str:
 
 def recipe_summary(cfg: RunConfig) -> str:
     """One line describing a run's recipe for reports (model, input, anchors, augmentation, schedule)."""
+    from mgdet.anchors import scaled_anchor_base  # torch: not at import (mgdet --help stays torch-free)
+
     m, d, t = cfg.model, cfg.data, cfg.train
     frozen = "all" if m.frozen_stages >= 5 else str(m.frozen_stages)
     base = scaled_anchor_base(d.input_size) if m.anchor_base == "auto" else float(m.anchor_base)

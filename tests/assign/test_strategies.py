@@ -103,3 +103,16 @@ def test_every_rules_knob_is_reachable_from_the_config():
         assert (a.cls_gt >= 0).sum() < (b.cls_gt >= 0).sum()  # fewer candidates / positives per GT
     with pytest.raises(Exception, match="train.tal_topk"):
         from_dict({"train": {"tal_topk": 0}})
+
+
+def test_every_assignment_knob_is_a_train_key_with_the_same_default():
+    """AssignParams is the table of knobs; the config's train section mirrors it field by field (a new knob is
+    one AssignParams field, the same-named TrainConfig line and the rule that reads it)."""
+    from dataclasses import fields
+
+    from mgdet.engine.config import TrainConfig
+    from mgdet.strategies import AssignParams
+
+    train = {f.name: f.default for f in fields(TrainConfig)}
+    for f in fields(AssignParams):
+        assert f.name in train and train[f.name] == f.default, f.name

@@ -408,3 +408,25 @@ def test_plain_iou_override_equals_stock_cocoeval_without_ignored_boxes():
     b = evaluate(gts, dets, NAMES, ignore_mode="crowd")
     assert a.metrics == pytest.approx(b.metrics, nan_ok=True)
     assert np.array_equal(a.precision, b.precision)
+
+
+def test_a_non_square_detector_evaluates(tiny_dataset):
+    """EvalTransform used to take an int only, so a detector built for (H, W) failed at evaluation (issue 23)."""
+    import torch
+
+    from mgdet.data import EvalTransform
+    from mgdet.data.validate import open_dataset
+    from mgdet.engine.config import EvalConfig
+    from mgdet.engine.inference import evaluate_model
+    from mgdet.models import build_detector
+
+    torch.manual_seed(0)
+    det = build_detector("retinanet", "mobilenet_v2", 10, input_size=(64, 96), neck_width=16, head_width=16).eval()
+    tf = EvalTransform((64, 96))
+    image = np.zeros((48, 80, 3), np.uint8)
+    tensor, boxes, _ = tf.apply(image, np.array([[8.0, 12, 40, 36]]), np.array([1]))
+    assert tensor.shape == (3, 64, 96)
+    assert np.allclose(boxes, [[8 * 96 / 80, 12 * 64 / 48, 40 * 96 / 80, 36 * 64 / 48]])
+    val = open_dataset(tiny_dataset, "voc", "val")
+    result = evaluate_model(det, val, EvalConfig(score_thresh=0.01), torch.device("cpu"), progress=False)
+    assert 0.0 <= result.metrics["AP"] <= 1.0
