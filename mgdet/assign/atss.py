@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mgdet.assign.core import INSIDE_MARGIN, NEGATIVE, Assignment, ranking_key, resolve_pairs
+from mgdet.assign.core import INSIDE_MARGIN, NEGATIVE, Assignment, gt_chunks, ranking_key, resolve_pairs
 from mgdet.assign.priors import Priors
 from mgdet.boxes import elementwise_iou
 from mgdet.strategies import AssignParams
@@ -74,21 +74,30 @@ def atss_assign(
     boxes = (priors.boxes if boxes is None else boxes).detach().float()
     b, g = valid.shape
     num_a = boxes.shape[0]
-    gt_centres = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2  # [B, G, 2]
-    cand = atss_candidates(priors, gt_centres, topk)  # [B, G, M]
-    m = cand.shape[-1]
-    iou = elementwise_iou(gt_boxes[:, :, None], boxes[cand])  # [B, G, M]
-    iou64 = iou.double()
-    mean = iou64.mean(-1, keepdim=True)  # [B, G, 1]
-    std = iou64.std(-1, keepdim=True) if m > 1 else torch.zeros_like(mean)
-    centres = priors.centres.float()[cand]  # [B, G, M, 2]
-    g4 = gt_boxes[:, :, None]  # [B, G, 1, 4]
-    ltrb = torch.cat((centres - g4[..., :2], g4[..., 2:] - centres), dim=-1)  # [B, G, M, 4]
-    is_pos = (iou64 >= mean + std) & (ltrb.amin(-1) > INSIDE_MARGIN) & valid[..., None]  # [B, G, M]
-
+    found = [_positives(priors, boxes, gt_boxes[:, part], valid[:, part], topk, part.start)
+             for part in gt_chunks(b, g, num_a)]  # fmt: skip
+    bi, gi, ai, iou = (torch.cat(x) for x in zip(*found))  # [N] positive (image, GT, prior) and its IoU
     # an anchor positive for several GTs: the highest IoU wins, then the lowest GT index
-    bi, gi, mi = is_pos.nonzero(as_tuple=True)  # [N] positive (image, GT, candidate) triples
-    slot = bi * num_a + cand[bi, gi, mi]  # [N]
-    owner = resolve_pairs(slot, gi, iou[bi, gi, mi], b * num_a, g)  # [B * A]; g = no GT
+    owner = resolve_pairs(bi * num_a + ai, gi, iou, b * num_a, g)  # [B * A]; g = no GT
     gt = torch.where(owner < g, owner, NEGATIVE).view(b, num_a)  # [B, A]
     return Assignment(gt, gt.clone())
+
+
+def _positives(
+    priors: Priors, boxes: Tensor, gt_boxes: Tensor, valid: Tensor, topk: int, first_gt: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Steps 1-3 for the GTs of one chunk (``gt_boxes [B, g, 4]``): the positive (image, GT, prior) triples
+    (GT indices offset by ``first_gt``) and their IoU_anchor."""
+    gt_centres = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2  # [B, g, 2]
+    cand = atss_candidates(priors, gt_centres, topk)  # [B, g, M]
+    m = cand.shape[-1]
+    iou = elementwise_iou(gt_boxes[:, :, None], boxes[cand])  # [B, g, M]
+    iou64 = iou.double()
+    mean = iou64.mean(-1, keepdim=True)  # [B, g, 1]
+    std = iou64.std(-1, keepdim=True) if m > 1 else torch.zeros_like(mean)
+    centres = priors.centres.float()[cand]  # [B, g, M, 2]
+    g4 = gt_boxes[:, :, None]  # [B, g, 1, 4]
+    ltrb = torch.cat((centres - g4[..., :2], g4[..., 2:] - centres), dim=-1)  # [B, g, M, 4]
+    is_pos = (iou64 >= mean + std) & (ltrb.amin(-1) > INSIDE_MARGIN) & valid[..., None]  # [B, g, M]
+    bi, gi, mi = is_pos.nonzero(as_tuple=True)
+    return bi, gi + first_gt, cand[bi, gi, mi], iou[bi, gi, mi]

@@ -110,8 +110,22 @@ def centres_inside(centres: Tensor, gt_boxes: Tensor, margin: float) -> Tensor:
     pixels on every side (``min(l, t, r, b) > margin``)."""
     x, y = centres[:, 0], centres[:, 1]  # [A]
     g = gt_boxes[..., None]  # [B, G, 4, 1]
-    d = torch.minimum(torch.minimum(x - g[:, :, 0], y - g[:, :, 1]), torch.minimum(g[:, :, 2] - x, g[:, :, 3] - y))
+    d = x - g[:, :, 0]  # [B, G, A]; in place below: two [B, G, A] temporaries at most
+    torch.minimum(d, y - g[:, :, 1], out=d)
+    torch.minimum(d, g[:, :, 2] - x, out=d)
+    torch.minimum(d, g[:, :, 3] - y, out=d)
     return d > margin
+
+
+def inside_pairs(centres: Tensor, gt_boxes: Tensor, valid: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``(image, GT, prior)`` index triples ``[P]`` where a prior centre lies inside a valid GT
+    (:func:`centres_inside`), in (image, GT, prior) order. The float distances are computed a chunk of GTs at a
+    time into one ``[B, G, A]`` bool matrix (1 byte per pair), then listed at once."""
+    b, g = valid.shape
+    inside = torch.empty(b, g, centres.shape[0], dtype=torch.bool, device=centres.device)
+    for part in gt_chunks(b, g, centres.shape[0]):
+        torch.logical_and(centres_inside(centres, gt_boxes[:, part], margin), valid[:, part, None], out=inside[:, part])
+    return inside.nonzero(as_tuple=True)  # type: ignore[return-value]
 
 
 def ranking_key(values: Tensor, descending: bool) -> Tensor:
@@ -140,18 +154,57 @@ def reserve(criterion: Tensor, valid: Tensor, force_best: bool = True) -> tuple[
         value ``[B, A]``: the anchor's reserved value for its owner (0 when no valid GT reaches it),
         owner ``[B, A]`` long: the GT index owning the anchor (meaningless where value is 0).
     """
-    b, g, a = criterion.shape
     value, owner = criterion.max(dim=1)  # [B, A]; padded GT rows are all 0 (see assign), never above a real one
     if not force_best:
         return value, owner
-    best = criterion.argmax(dim=-1)  # [B, G] best anchor of each GT
-    # forced entries: anchor best[b, g] -> GT g with value 1.0 (lowest GT index if several force it)
-    gt_index = torch.arange(g, device=criterion.device).expand(b, g)
-    forced = torch.full((b, a + 1), g, dtype=torch.long, device=criterion.device)
+    return _force_best(value, owner, criterion.argmax(dim=-1), valid)
+
+
+def _force_best(value: Tensor, owner: Tensor, best: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Force each valid GT's ``best [B, G]`` prior to 1.0 for it (the lowest GT index if several force one)."""
+    (b, a), g = value.shape, best.shape[1]
+    gt_index = torch.arange(g, device=value.device).expand(b, g)
+    forced = torch.full((b, a + 1), g, dtype=torch.long, device=value.device)
     forced.scatter_reduce_(1, torch.where(valid, best, a), torch.where(valid, gt_index, g), "amin")
     forced = forced[:, :a]  # [B, A]; g = not forced
     is_forced = forced < g
     return torch.where(is_forced, 1.0, value), torch.where(is_forced, forced, owner)
+
+
+#: Elements of one ``[B, g, A]`` chunk of a GT x prior matrix (4 MiB of float32): the rules build their matrices
+#: ``g`` GTs at a time, so memory stays bounded on crowded images (hundreds or thousands of objects) and the
+#: temporaries stay small; with few GTs (``B x G x A`` below it) there is one chunk, the dense computation.
+CHUNK_ELEMENTS = 1 << 20
+
+
+def gt_chunks(b: int, g: int, a: int) -> list[slice]:
+    """The GT ranges of :data:`CHUNK_ELEMENTS`-sized ``[B, g, A]`` chunks of a ``[B, G, A]`` matrix."""
+    step = max(1, CHUNK_ELEMENTS // max(b * a, 1))
+    return [slice(lo, min(lo + step, g)) for lo in range(0, max(g, 1), step)]
+
+
+class Reservation:
+    """:func:`reserve`, fed one GT chunk of the criterion at a time (``add``), without the ``[B, G, A]`` matrix:
+    a running max over the GTs (earlier GTs win ties, as ``max`` over the whole matrix) and each GT's best
+    prior (first on ties). ``result()`` gives what :func:`reserve` gives on the whole matrix."""
+
+    def __init__(self, b: int, g: int, a: int, device: torch.device) -> None:
+        self.value = torch.zeros(b, a, device=device)
+        self.owner = torch.zeros(b, a, dtype=torch.long, device=device)
+        self.best = torch.zeros(b, g, dtype=torch.long, device=device)
+
+    def add(self, chunk: slice, criterion: Tensor) -> None:
+        """``criterion [B, g, A]`` of the GTs ``chunk`` (values >= 0, padded rows 0)."""
+        v, o = criterion.max(dim=1)  # [B, A]
+        better = v > self.value  # strictly: an earlier GT keeps its tie
+        self.value = torch.where(better, v, self.value)
+        self.owner = torch.where(better, o + chunk.start, self.owner)
+        self.best[:, chunk] = criterion.argmax(dim=-1)
+
+    def result(self, valid: Tensor, force_best: bool = True) -> tuple[Tensor, Tensor]:
+        if not force_best:
+            return self.value, self.owner
+        return _force_best(self.value, self.owner, self.best, valid)
 
 
 def reserved_matrix(value: Tensor, owner: Tensor, num_gt: int) -> Tensor:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from mgdet.assign.atss import atss_assign, virtual_anchors
-from mgdet.assign.core import INSIDE_MARGIN, Assignment, all_negative, centres_inside, prepare_gt, validate_inputs
+from mgdet.assign.core import INSIDE_MARGIN, Assignment, all_negative, inside_pairs, prepare_gt, validate_inputs
 from mgdet.assign.fcos import fcos_paper_assign
 from mgdet.assign.paper import paper_assign
 from mgdet.assign.priors import Priors, point_priors, single_level_priors
@@ -64,7 +64,7 @@ def _atss_points(q: Query) -> Assignment:
 
 def _task_aligned(q: Query) -> Assignment:
     assert q.pred_boxes is not None and q.pred_scores is not None  # validated: the table says it needs both
-    inside = centres_inside(q.priors.centres.float(), q.gt_boxes, INSIDE_MARGIN) & q.valid[..., None]  # [B, G, A]
+    inside = inside_pairs(q.priors.centres.float(), q.gt_boxes, q.valid, INSIDE_MARGIN)  # (bi, gi, ai) [P]
     p = q.params
     return task_aligned_assign(inside, q.gt_boxes, q.gt_labels, q.pred_boxes, q.pred_scores, p.tal_topk, p.tal_alpha,
                                p.tal_beta)  # fmt: skip

@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mgdet.assign.core import NEGATIVE, Assignment, reserve, topk_labels
+from mgdet.assign.core import NEGATIVE, Assignment, Reservation, gt_chunks, topk_labels
 from mgdet.assign.priors import Priors
 from mgdet.boxes import box_area, box_iou, centerness, point_distances  # FCOS geometry lives in mgdet.boxes
 
@@ -50,17 +50,6 @@ def level_ranges(num_levels: int) -> list[tuple[float, float]]:
     ranges = list(FCOS_RANGES[:num_levels])
     ranges[-1] = (ranges[-1][0], float("inf"))
     return ranges
-
-
-def _top_np(criterion: Tensor, candidates: Tensor, valid: Tensor, num_pos: Tensor) -> Tensor:
-    """Reserve among the candidates (no forced best point), then each GT's top-``num_pos`` live candidates.
-
-    criterion / candidates ``[B, G, A]``, valid / num_pos ``[B, G]`` -> ``[B, A]`` GT index or NEGATIVE.
-    The exact segmented top-k of :func:`mgdet.assign.core.topk_labels` (ties: lower point index); an entry
-    with criterion 0 is never taken.
-    """
-    value, owner = reserve(torch.where(candidates, criterion, 0.0), valid, force_best=False)  # [B, A]
-    return topk_labels(value, owner, value > 0, num_pos, None)
 
 
 def fcos_paper_assign(
@@ -87,34 +76,49 @@ def fcos_paper_assign(
     points, strides, ranges = priors.centres.float(), priors.strides, priors.ranges
     if ranges is None:
         raise ValueError("FCOS assignment needs the points' scale ranges (Priors.ranges)")
-    ltrb = point_distances(points, gt_boxes)  # [B, G, A, 4]
-    inside = ltrb.min(dim=-1).values > 0  # [B, G, A]
-    max_d = ltrb.max(dim=-1).values
-    in_range = (max_d > ranges[:, 0]) & (max_d <= ranges[:, 1])  # [B, G, A]
-    cxy = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2  # [B, G, 2]
+    b, g = valid.shape
+    a = points.shape[0]
+    best_area = torch.full((b, a), float("inf"), device=points.device)  # smallest static candidate GT so far
+    winner = torch.zeros(b, a, dtype=torch.long, device=points.device)
+    l2c_res = Reservation(b, g, a, points.device) if l2c else None
+    c2l_res = Reservation(b, g, a, points.device) if c2l else None
+    preds = pred_boxes.detach().float() if l2c and pred_boxes is not None else None
+    scores = pred_scores.detach().float().transpose(1, 2) if c2l and pred_scores is not None else None  # [B, C, A]
     r = (radius * strides.float())[:, None]  # [A, 1]
-    lo = torch.maximum(cxy[:, :, None] - r, gt_boxes[:, :, None, :2])  # [B, G, A, 2]
-    hi = torch.minimum(cxy[:, :, None] + r, gt_boxes[:, :, None, 2:])
-    in_centre = ((points > lo) & (points < hi)).all(dim=-1)  # [B, G, A]
-    dyn_cand = inside & in_range & valid[..., None]
-    static_cand = dyn_cand & in_centre
-
-    area = torch.where(static_cand, box_area(gt_boxes)[..., None], float("inf"))  # [B, G, A]
-    winner = area.argmin(dim=1)  # [B, A]
-    has = static_cand.any(dim=1)
+    for part in gt_chunks(b, g, a):  # g GTs at a time: no [B, G, A] matrix when G is large
+        boxes = gt_boxes[:, part]  # [B, g, 4]
+        ltrb = point_distances(points, boxes)  # [B, g, A, 4]
+        inside = ltrb.min(dim=-1).values > 0  # [B, g, A]
+        max_d = ltrb.max(dim=-1).values
+        in_range = (max_d > ranges[:, 0]) & (max_d <= ranges[:, 1])  # [B, g, A]
+        cxy = (boxes[..., :2] + boxes[..., 2:]) / 2  # [B, g, 2]
+        lo = torch.maximum(cxy[:, :, None] - r, boxes[:, :, None, :2])  # [B, g, A, 2]
+        hi = torch.minimum(cxy[:, :, None] + r, boxes[:, :, None, 2:])
+        in_centre = ((points > lo) & (points < hi)).all(dim=-1)  # [B, g, A]
+        dyn_cand = inside & in_range & valid[:, part, None]
+        static_cand = dyn_cand & in_centre
+        area = torch.where(static_cand, box_area(boxes)[..., None], float("inf"))  # [B, g, A]
+        chunk_area, chunk_winner = area.min(dim=1)  # [B, A]
+        smaller = chunk_area < best_area  # strictly: an earlier GT keeps its tie (argmin over all GTs)
+        best_area = torch.where(smaller, chunk_area, best_area)
+        winner = torch.where(smaller, chunk_winner + part.start, winner)
+        if l2c_res is not None:
+            assert preds is not None
+            l2c_res.add(part, torch.where(dyn_cand, box_iou(boxes, preds), 0.0))  # IoU_regressed
+        if c2l_res is not None:
+            assert scores is not None
+            labels = gt_labels[:, part].clamp(min=0)[..., None].expand(-1, -1, a)  # [B, g, A]
+            p = scores.gather(1, labels)  # [B, g, A] score of each GT's class
+            c2l_res.add(part, torch.where(dyn_cand, centerness(ltrb) ** ((sigma - p) / sigma), 0.0))
+    has = torch.isfinite(best_area)  # [B, A] some GT has the point as a static candidate
     static_gt = torch.where(has, winner, torch.full_like(winner, NEGATIVE))
-    won = torch.zeros_like(static_cand).scatter_(1, winner[:, None], has[:, None])  # [B, G, A]
-    num_pos = won.sum(dim=-1)  # [B, G]
+    num_pos = torch.zeros_like(gt_labels).scatter_add_(1, winner, has.long())  # [B, G] points each GT won
 
     cls_gt = reg_gt = static_gt
-    if l2c:
-        assert pred_boxes is not None
-        iou_reg = box_iou(gt_boxes, pred_boxes.detach().float())  # [B, G, A]
-        cls_gt = _top_np(iou_reg, dyn_cand, valid, num_pos)
-    if c2l:
-        assert pred_scores is not None
-        labels = gt_labels.clamp(min=0)[..., None].expand(-1, -1, points.shape[0])  # [B, G, A]
-        p = pred_scores.detach().float().transpose(1, 2).gather(1, labels)  # [B, G, A]
-        amplified = centerness(ltrb) ** ((sigma - p) / sigma)
-        reg_gt = _top_np(amplified, dyn_cand, valid, num_pos)
+    if l2c_res is not None:
+        value, owner = l2c_res.result(valid, force_best=False)
+        cls_gt = topk_labels(value, owner, value > 0, num_pos, None)
+    if c2l_res is not None:
+        value, owner = c2l_res.result(valid, force_best=False)
+        reg_gt = topk_labels(value, owner, value > 0, num_pos, None)
     return Assignment(cls_gt=cls_gt, reg_gt=reg_gt)

@@ -1,7 +1,8 @@
 """The paper's four rules on anchors: static IoU matching, Localize to Classify, Classify to Localize, Mutual
 Guidance.
 
-Every rule is the same three steps on a per-image ``[G, A]`` criterion matrix, batched as ``[B, G, A]``:
+Every rule is the same three steps on a per-image ``[G, A]`` criterion matrix, batched as ``[B, G, A]`` and
+built a chunk of GTs at a time (:func:`mgdet.assign.core.gt_chunks`: bounded memory on crowded images):
 
 1. **Reservation** (:func:`mgdet.assign.core.reserve`): each GT's highest-valued anchor is forced to 1.0 for
    that GT; then each anchor stays a candidate only of the GT on which its value is highest (other entries
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mgdet.assign.core import IGNORED, NEGATIVE, Assignment, reserve, topk_labels
+from mgdet.assign.core import IGNORED, NEGATIVE, Assignment, Reservation, gt_chunks, topk_labels
 from mgdet.boxes import box_iou
 from mgdet.strategies import AssignParams
 
@@ -61,8 +62,25 @@ def paper_assign(
         raise ValueError(f"need 0 <= neg_iou <= pos_iou <= 1, got neg_iou={neg_iou}, pos_iou={pos_iou}")
     if c2l and not sigma > 1.0:
         raise ValueError(f"sigma must be > 1 for a positive amplification exponent, got {sigma}")
-    iou_anchor = box_iou(gt_boxes, anchors.detach().float()[None])  # [B, G, A]
-    value, owner = reserve(iou_anchor, valid)  # [B, A] reserved IoU_anchor and its GT
+    b, g = valid.shape
+    a = anchors.shape[0]
+    anchors = anchors.detach().float()[None]  # [1, A, 4]
+    scores = pred_scores.detach().float() if c2l and pred_scores is not None else None
+    preds = pred_boxes.detach().float() if l2c and pred_boxes is not None else None
+    static = Reservation(b, g, a, anchors.device)
+    l2c_res = Reservation(b, g, a, anchors.device) if l2c else None
+    c2l_res = Reservation(b, g, a, anchors.device) if c2l else None
+    for part in gt_chunks(b, g, a):  # g GTs at a time: no [B, G, A] matrix when G is large
+        iou_anchor = box_iou(gt_boxes[:, part], anchors)  # [B, g, A]
+        static.add(part, iou_anchor)
+        if c2l_res is not None:
+            assert scores is not None
+            c2l_res.add(part, _amplified_matrix(iou_anchor, scores, gt_labels[:, part], sigma))
+        del iou_anchor
+        if l2c_res is not None:
+            assert preds is not None
+            l2c_res.add(part, box_iou(gt_boxes[:, part], preds))  # IoU_regressed [B, g, A]
+    value, owner = static.result(valid)  # [B, A] reserved IoU_anchor and its GT
     cls_static = torch.where(value >= pos_iou, owner, torch.where(value >= neg_iou, IGNORED, NEGATIVE))
     reg_static = torch.where(cls_static >= 0, cls_static, NEGATIVE)
     if not (l2c or c2l):
@@ -73,14 +91,10 @@ def paper_assign(
     num_ign = torch.zeros_like(gt_labels).scatter_add_(1, owner, in_band.long())  # [B, G] Ni
 
     cls_gt, reg_gt = cls_static, reg_static
-    if l2c:
-        assert pred_boxes is not None
-        iou_reg = box_iou(gt_boxes, pred_boxes.detach().float())  # [B, G, A]
-        val, own = reserve(iou_reg, valid)
+    if l2c_res is not None:
+        val, own = l2c_res.result(valid)
         cls_gt = topk_labels(val, own, val > 0, num_pos, num_ign)
-    if c2l:
-        assert pred_scores is not None
-        amplified = _amplified_matrix(iou_anchor, pred_scores.detach().float(), gt_labels, sigma)  # [B, G, A]
-        val, own = reserve(amplified, valid)
+    if c2l_res is not None:
+        val, own = c2l_res.result(valid)
         reg_gt = topk_labels(val, own, val > 0, num_pos, None)
     return Assignment(cls_gt, reg_gt)

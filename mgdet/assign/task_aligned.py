@@ -42,7 +42,7 @@ def alignment_metric(score: Tensor, iou: Tensor, alpha: float = TAL_ALPHA, beta:
 
 
 def task_aligned_assign(
-    inside: Tensor,
+    inside: Tensor | tuple[Tensor, Tensor, Tensor],
     gt_boxes: Tensor,
     gt_labels: Tensor,
     pred_boxes: Tensor,
@@ -53,15 +53,17 @@ def task_aligned_assign(
 ) -> Assignment:
     """Task-aligned labels and soft targets (see the module docstring).
 
-    inside ``[B, G, A]`` bool: the candidates (prior centre inside a valid GT); gt_boxes ``[B, G, 4]``,
+    inside ``[B, G, A]`` bool: the candidates (prior centre inside a valid GT), or the candidate pairs
+    ``(bi, gi, ai)`` themselves in (image, GT, prior) order (:func:`mgdet.assign.core.inside_pairs`, built a
+    chunk of GTs at a time on crowded images); gt_boxes ``[B, G, 4]``,
     gt_labels ``[B, G]``; pred_boxes ``[B, A, 4]`` decoded, pred_scores ``[B, A, C]`` sigmoid.
     Returns ``Assignment(cls_gt, reg_gt, cls_target)``, all ``[B, A]``.
 
     Computed on the candidate pairs only (a few % of ``B x G x A``): per pair the metric, then a segmented
     rank per GT (:func:`mgdet.assign.core.segment_rank`) and the conflicts (:func:`~mgdet.assign.core.resolve_pairs`).
     """
-    b, g, a = inside.shape
-    bi, gi, ai = inside.nonzero(as_tuple=True)  # [P] candidate pairs, ordered by (b, g, a)
+    b, g, a = gt_boxes.shape[0], gt_boxes.shape[1], pred_boxes.shape[1]
+    bi, gi, ai = inside if isinstance(inside, tuple) else inside.nonzero(as_tuple=True)  # [P] candidate pairs
     u = elementwise_iou(gt_boxes[bi, gi], pred_boxes.detach().float()[bi, ai])  # [P] IoU(regressed box, GT)
     s = pred_scores.detach().float()[bi, ai, gt_labels[bi, gi].clamp(min=0)]  # [P] score of the GT's class
     t = alignment_metric(s, u, alpha, beta)  # [P]

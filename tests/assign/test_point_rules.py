@@ -5,7 +5,8 @@ import torch
 
 from mgdet.assign import NEGATIVE, assign, fcos_priors, point_priors
 from mgdet.assign.atss import virtual_anchors
-from mgdet.assign.fcos import _top_np, level_ranges
+from mgdet.assign.core import Reservation, topk_labels
+from mgdet.assign.fcos import level_ranges
 from mgdet.assign.reference import reference_atss, reference_task_aligned
 from mgdet.models.fcos import decode_ltrb, fcos_loss, generate_points
 
@@ -86,6 +87,15 @@ def test_the_deprecated_entry_points_warn_and_give_the_same_result():
     sys.modules.pop("mgdet.assign_fcos", None)
     with pytest.deprecated_call(match="mgdet.assign_fcos is deprecated"):
         importlib.import_module("mgdet.assign_fcos")
+
+
+def _top_np(criterion, candidates, valid, num_pos):
+    """The top-Np step of the point rules: reserve among the candidates (no forced best), then each GT's top."""
+    b, g, a = criterion.shape
+    res = Reservation(b, g, a, criterion.device)
+    res.add(slice(0, g), torch.where(candidates, criterion, 0.0))
+    value, owner = res.result(valid, force_best=False)
+    return topk_labels(value, owner, value > 0, num_pos, None)
 
 
 def test_points_top_np_is_exact_and_never_takes_a_zero_entry():
