@@ -5,12 +5,28 @@ the per-image / per-GT loop of mgdet.assign.reference (which also checks that bo
 
 Prints the CPU (or GPU) it ran on, ms per call for each strategy, its ratio to Mutual Guidance's time and the
 speed-up over the loop implementation.
+
+    .venv/bin/python benchmarks/assign_speed.py --crowded [--repeat 3]
+
+The crowded table (docs/assign_speed.md): every rule at B 16 G 20, B 4 G 500 and B 2 G 2,000 (small objects) on
+the 8,160- (256 px) and 12,750-anchor (320 px) layouts, one thread, each measurement in its own process: the
+median time of ``--repeat`` calls after a first call, and the extra peak memory of that first call (peak RSS
+after it minus before it). Ultralytics' TaskAlignedAssigner runs in the same table as the peer when it can be
+imported; it is never a dependency of mgdet: ``pip install --no-deps ultralytics==8.4.190`` (the benchmark
+supplies a version for the torchvision package that ultralytics' ``__init__`` asks for, without importing it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -43,6 +59,154 @@ def timeit(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> f
     return (time.perf_counter() - t0) / repeat * 1000
 
 
+#: the crowded table's batches: (label, images, GT per image, object sizes)
+CASES = (("B 16, G 20", 16, 20, "normal"), ("B 4, G 500", 4, 500, "small"), ("B 2, G 2,000", 2, 2000, "small"))
+#: anchors -> (input size, smallest anchor): the paper's layout at 256 px (the CPU recipe) and at 320 px
+LAYOUTS = {8160: (256, 19.2), 12750: (320, 24.0)}
+PEER = "ultralytics_tal"
+PEER_VERSION = "8.4.190"
+
+
+def crowded_inputs(batch: int, gts: int, anchors: int, objects: str, classes: int = 20):
+    """Seeded random batch: GT boxes (small: 4-16 px, normal: 16 px up to 30 % of the image), labels,
+    regressed boxes = anchors +- 4 px, scores uniform in [0, 0.5)."""
+    size, base = LAYOUTS[anchors]
+    g = torch.Generator().manual_seed(0)
+    priors = layout_priors(paper_layout(base_size=base), size)
+    assert priors.num == anchors
+    if objects == "small":
+        xy = torch.rand(batch, gts, 2, generator=g) * (size - 16)
+        gt_boxes = torch.cat([xy, xy + 4 + torch.rand(batch, gts, 2, generator=g) * 12], -1)
+    else:
+        xy = torch.rand(batch, gts, 2, generator=g) * size * 0.7
+        gt_boxes = torch.cat([xy, xy + 16 + torch.rand(batch, gts, 2, generator=g) * size * 0.3], -1)
+    gt_boxes = gt_boxes.clamp(max=size)
+    gt_labels = torch.randint(0, classes, (batch, gts), generator=g)
+    pred_boxes = priors.boxes[None] + (torch.rand(batch, anchors, 4, generator=g) - 0.5) * 8
+    pred_scores = torch.rand(batch, anchors, classes, generator=g) * 0.5
+    return priors, gt_boxes, gt_labels, pred_boxes, pred_scores
+
+
+def import_peer():
+    """Ultralytics' TaskAlignedAssigner, or None when ultralytics is not installed."""
+    import importlib.metadata as md
+
+    real = md.version
+
+    def version(name: str) -> str:  # ultralytics' __init__ reads torchvision's version; mgdet has no torchvision
+        try:
+            return real(name)
+        except md.PackageNotFoundError:
+            if name == "torchvision":
+                return "0.0.0"
+            raise
+
+    md.version = version
+    os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ultralytics-"))
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    try:
+        from ultralytics.utils.tal import TaskAlignedAssigner
+    except ImportError:
+        return None
+    finally:
+        md.version = real
+    return TaskAlignedAssigner
+
+
+def measure_one(rule: str, batch: int, gts: int, anchors: int, objects: str, repeat: int) -> dict:
+    """One measurement, in this process: extra peak memory of the first call, median time of ``repeat`` more."""
+    torch.set_num_threads(1)
+    priors, gt_boxes, gt_labels, pred_boxes, pred_scores = crowded_inputs(batch, gts, anchors, objects)
+    if rule == PEER:
+        peer_cls = import_peer()
+        if peer_cls is None:
+            return {"rule": rule, "missing": True}
+        peer = peer_cls(topk=13, num_classes=pred_scores.shape[-1], alpha=1.0, beta=6.0)
+        args = (pred_scores, pred_boxes, priors.centres, gt_labels[..., None].float(), gt_boxes,
+                torch.ones(batch, gts, 1))  # fmt: skip
+
+        def call() -> object:
+            return peer(*args)
+    else:
+
+        def call() -> object:
+            return assign(rule, priors, gt_boxes, gt_labels, pred_boxes, pred_scores)
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    call()
+    extra = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024  # MiB (ru_maxrss: KiB)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"rule": rule, "ms": statistics.median(times), "extra_mib": extra}
+
+
+def crowded_table(repeat: int) -> None:
+    """Every (case, layout, rule) in its own process; the table, the ratios to the peer and the targets."""
+    rules = (*STRATEGIES, PEER)
+    print(f"{cpu_model()}, 1 thread per measurement, torch {torch.__version__}; each cell: median of {repeat} "
+          "calls after a first one, and (+ MiB) the extra peak memory of that first call, own process")  # fmt: skip
+    results: dict[tuple[str, int], dict[str, dict]] = {}
+    for label, batch, gts, objects in CASES:
+        for anchors in LAYOUTS:
+            row = {}
+            for rule in rules:
+                cmd = [sys.executable, __file__, "--one", rule, "--batch", str(batch), "--gts", str(gts),
+                       "--anchors", str(anchors), "--objects", objects, "--repeat", str(repeat)]  # fmt: skip
+                env = {**os.environ, "OMP_NUM_THREADS": "1"}
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                line = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() else ""
+                row[rule] = json.loads(line) if line.startswith("{") else {"rule": rule, "failed": proc.stderr[-300:]}
+            results[(label, anchors)] = row
+            cells = " | ".join(_cell(row[r]) for r in rules)
+            print(f"| {label} | {anchors:,} | {cells} |", flush=True)
+    print()
+    print("| batch | anchors | " + " | ".join(rules) + " |")
+    print("|---|---:|" + "---:|" * len(rules))
+    for (label, anchors), row in results.items():
+        print(f"| {label} | {anchors:,} | " + " | ".join(_cell(row[r]) for r in rules) + " |")
+    if any(row[PEER].get("missing") for row in results.values()):
+        print(f"\n{PEER}: not installed (pip install --no-deps ultralytics=={PEER_VERSION}); no ratios")
+        return
+    print("\nratios to Ultralytics' TaskAlignedAssigner, same run (time x, memory x):")
+    print("| batch | anchors | " + " | ".join(STRATEGIES) + " |")
+    print("|---|---:|" + "---:|" * len(STRATEGIES))
+    for (label, anchors), row in results.items():
+        peer = row[PEER]
+        cells = [f"{row[r]['ms'] / peer['ms']:.2f} / {row[r]['extra_mib'] / max(peer['extra_mib'], 1e-9):.2f}"
+                 if "ms" in row[r] and "ms" in peer else "-" for r in STRATEGIES]  # fmt: skip
+        print(f"| {label} | {anchors:,} | " + " | ".join(cells) + " |")
+    _targets(results)
+
+
+def _cell(r: dict) -> str:
+    if "ms" in r:
+        return f"{r['ms']:,.0f} ms (+{r['extra_mib']:.0f} MiB)"
+    return "not installed" if r.get("missing") else "failed"
+
+
+def _targets(results: dict) -> None:
+    """The three targets of issue 24, checked on this run."""
+    print("\ntargets (issue 24):")
+    for anchors in LAYOUTS:
+        small = results[("B 16, G 20", anchors)]
+        mg = small["mutual_guidance"]["ms"] / small[PEER]["ms"]
+        print(f"- {anchors:,} anchors, B 16 G 20: MG time / Ultralytics TAL = {mg:.2f} (target <= 0.5): "
+              f"{'met' if mg <= 0.5 else 'NOT met'}")  # fmt: skip
+        crowd = results[("B 4, G 500", anchors)]
+        worst_t = max(crowd[r]["ms"] / crowd[PEER]["ms"] for r in STRATEGIES)
+        worst_m = max(crowd[r]["extra_mib"] / max(crowd[PEER]["extra_mib"], 1e-9) for r in STRATEGIES)
+        print(f"- {anchors:,} anchors, B 4 G 500: slowest rule {worst_t:.2f} x TAL's time (target <= 0.1), "
+              f"largest {worst_m:.2f} x its extra memory (target <= 0.25): "
+              f"{'met' if worst_t <= 0.1 and worst_m <= 0.25 else 'NOT met'}")  # fmt: skip
+        big = results[("B 2, G 2,000", anchors)]
+        worst = max(big[r]["extra_mib"] for r in STRATEGIES)
+        print(f"- {anchors:,} anchors, B 2 G 2,000: largest extra memory {worst:.0f} MiB (target < 128): "
+              f"{'met' if worst < 128 else 'NOT met'}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=16, help="images per batch")
@@ -54,7 +218,17 @@ def main() -> None:
     ap.add_argument("--loop-repeat", type=int, default=1, help="timed repetitions of the loop reference (0: skip)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda (the loop reference always runs on the CPU)")
+    ap.add_argument("--crowded", action="store_true", help="the crowded table (see the module docstring)")
+    ap.add_argument("--one", metavar="RULE", help=argparse.SUPPRESS)
+    ap.add_argument("--anchors", type=int, default=8160, help=argparse.SUPPRESS)
+    ap.add_argument("--objects", default="small", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one:
+        print(json.dumps(measure_one(args.one, args.batch, args.gts, args.anchors, args.objects, args.repeat)))
+        return
+    if args.crowded:
+        crowded_table(args.repeat if args.repeat != 10 else 3)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
