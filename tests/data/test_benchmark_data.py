@@ -206,3 +206,25 @@ def test_overwrite_removes_only_recorded_files(tmp_path: Path) -> None:
     names = sorted(p.name for p in (root / "JPEGImages").iterdir())
     assert names == ["holiday.jpg", "train_000000.jpg", "val_000000.jpg"]
     assert not (root / MARKER).exists()
+
+
+def test_crowded_benchmark_has_100_to_300_small_objects_per_image(tmp_path):
+    """`mgdet data generate --crowded` (issue 24): many small objects per image, recorded in benchmark.json; the
+    record of a default benchmark is unchanged (no min_objects key), so existing folders still match."""
+    import json
+
+    from mgdet.cli import main
+    from mgdet.data.benchmark.writer import _params
+
+    out = tmp_path / "crowded"
+    assert main(["data", "generate", "--out", str(out), "--size", "3", "--val-size", "1", "--crowded",
+                 "--no-progress"]) == 0  # fmt: skip
+    meta = json.loads((out / "benchmark.json").read_text())
+    assert meta["params"]["scene"]["min_objects"] == 100 and meta["params"]["scene"]["max_objects"] == 300
+    coco = json.loads((out / "annotations" / "instances_train.json").read_text())
+    per_image = {}
+    for ann in coco["annotations"]:
+        per_image[ann["image_id"]] = per_image.get(ann["image_id"], 0) + 1
+        assert max(ann["bbox"][2:]) <= 0.12 * 256  # small
+    assert len(per_image) == 3 and all(60 <= n <= 300 for n in per_image.values())  # a few may not fit
+    assert "min_objects" not in _params(0, 10, 2, 256)["scene"]

@@ -34,7 +34,8 @@ class SceneConfig:
     """How one image is composed. Sizes are fractions of the image side."""
 
     image_size: int = DEFAULT_IMAGE_SIZE
-    max_objects: int = 6  # objects wanted per non-empty image: uniform in 1..max_objects
+    max_objects: int = 6  # objects wanted per non-empty image: uniform in min_objects..max_objects
+    min_objects: int = 1
     empty_prob: float = 0.05  # probability that an image has no object at all
     min_scale: float = 0.075  # unrotated longer side of a shape, fraction of the image side (log-uniform)
     max_scale: float = 0.5
@@ -290,7 +291,7 @@ def compose_image(rng: np.random.Generator, cfg: SceneConfig | None = None) -> S
     cfg = cfg or SceneConfig()
     s = cfg.image_size
     image = _random_background(rng, s)
-    n_wanted = 0 if rng.random() < cfg.empty_prob else int(rng.integers(1, cfg.max_objects + 1))
+    n_wanted = 0 if rng.random() < cfg.empty_prob else int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
 
     labels: list[int] = []
     masks: list[np.ndarray] = []  # [S, S] bool each

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -66,8 +67,20 @@ class BenchmarkInfo:
     skipped: bool = False  # True when a matching benchmark was already present
 
 
-def _params(seed: int, num_train: int, num_val: int, image_size: int) -> dict:
-    cfg = asdict(SceneConfig(image_size=image_size))
+#: ``mgdet data generate --crowded``: 100-300 small objects per image (2-6 % of the side: 5-15 px at 256),
+#: as on retail shelves or aerial images; never an empty image
+CROWDED_SCENE: dict[str, Any] = {"min_objects": 100, "max_objects": 300, "min_scale": 0.02, "max_scale": 0.06,
+                                 "empty_prob": 0.0}  # fmt: skip
+
+
+def _scene(image_size: int, scene: dict[str, Any] | None) -> SceneConfig:
+    return SceneConfig(image_size=image_size, **(scene or {}))
+
+
+def _params(seed: int, num_train: int, num_val: int, image_size: int, scene: dict[str, Any] | None = None) -> dict:
+    cfg = asdict(_scene(image_size, scene))
+    if cfg["min_objects"] == 1:  # added with --crowded: the records of default benchmarks stay as they were
+        del cfg["min_objects"]
     return {
         "seed": int(seed),
         "num_train": int(num_train),
@@ -78,7 +91,9 @@ def _params(seed: int, num_train: int, num_val: int, image_size: int) -> dict:
     }
 
 
-def benchmark_matches(root: str | Path, seed: int, num_train: int, num_val: int, image_size: int) -> bool:
+def benchmark_matches(
+    root: str | Path, seed: int, num_train: int, num_val: int, image_size: int, scene: dict[str, Any] | None = None
+) -> bool:
     """True when ``root/benchmark.json`` records this generator version and these parameters."""
     meta_path = Path(root) / "benchmark.json"
     if not meta_path.is_file():
@@ -89,7 +104,7 @@ def benchmark_matches(root: str | Path, seed: int, num_train: int, num_val: int,
         return False
     return (
         meta.get("generator_version") == GENERATOR_VERSION
-        and meta.get("params") == _params(seed, num_train, num_val, image_size)
+        and meta.get("params") == _params(seed, num_train, num_val, image_size, scene)
         and tuple(meta.get("classes", ())) == CLASS_NAMES
     )
 
@@ -208,13 +223,15 @@ def _remove_outputs(root: Path, files: list[Path]) -> None:
             d.rmdir()
 
 
-def _render_chunk(root: str, seed: int, split: str, indices: range, image_size: int) -> list[Sample]:
+def _render_chunk(
+    root: str, seed: int, split: str, indices: range, image_size: int, scene: dict[str, Any] | None = None
+) -> list[Sample]:
     """Render images ``indices`` of ``split``, write their JPEG and VOC xml, return stripped samples.
 
     Top-level (picklable) so that worker processes can run it; the returned samples keep only boxes,
     labels, truncation and occlusion (no image, no masks).
     """
-    cfg = SceneConfig(image_size=image_size)
+    cfg = _scene(image_size, scene)
     out: list[Sample] = []
     empty = np.zeros((0, image_size, image_size), bool)
     for i in indices:
@@ -272,6 +289,7 @@ def generate_benchmark(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    scene: dict[str, Any] | None = None,
 ) -> BenchmarkInfo:
     """Render the benchmark into ``out_dir`` in the VOC + COCO layout of docs/CONTRACTS.md.
 
@@ -286,14 +304,15 @@ def generate_benchmark(
     renders in that many "spawn" processes; the files do not depend on it, since every image has its
     own random stream. Spawned workers re-import the caller's main module, so only pass it from a
     program whose main module is importable and guarded (``if __name__ == "__main__":``), e.g. the
-    ``mgdet`` console script; not from ``python - <<EOF`` or ``python -c``.
+    ``mgdet`` console script; not from ``python - <<EOF`` or ``python -c``. ``scene`` overrides
+    :class:`SceneConfig` fields (e.g. :data:`CROWDED_SCENE`); they are part of the recorded parameters.
     """
     if num_train < 0 or num_val < 0 or image_size < 32:
         raise ValueError("num_train/num_val must be >= 0 and image_size >= 32")
     if num_train + num_val > MAX_BENCHMARK_IMAGES or image_size > MAX_INPUT_SIZE:
         raise ValueError(f"at most {MAX_BENCHMARK_IMAGES} images of at most {MAX_INPUT_SIZE} px")
     root = Path(out_dir)
-    if not overwrite and benchmark_matches(root, seed, num_train, num_val, image_size):
+    if not overwrite and benchmark_matches(root, seed, num_train, num_val, image_size, scene):
         meta = json.loads((root / "benchmark.json").read_text())
         return BenchmarkInfo(root, seed, num_train, num_val, image_size, stats=meta["stats"], skipped=True)
     found = [name for name in (*_OUTPUTS, MARKER) if (root / name).exists()]
@@ -313,14 +332,14 @@ def generate_benchmark(
 
     start = time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
-    params = _params(seed, num_train, num_val, image_size)
+    params = _params(seed, num_train, num_val, image_size, scene)
     (root / MARKER).write_text(json.dumps({"generator_version": GENERATOR_VERSION, "params": params}) + "\n")
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main", "annotations"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     total = num_train + num_val
     chunk = 50
     jobs = [
-        (str(root), int(seed), split, range(lo, min(lo + chunk, count)), int(image_size))
+        (str(root), int(seed), split, range(lo, min(lo + chunk, count)), int(image_size), scene)
         for split, count in (("train", num_train), ("val", num_val))
         for lo in range(0, count, chunk)
     ]
@@ -357,7 +376,7 @@ def generate_benchmark(
     meta = {
         "generator": "mgdet.data.benchmark",
         "generator_version": GENERATOR_VERSION,
-        "params": _params(seed, num_train, num_val, image_size),
+        "params": _params(seed, num_train, num_val, image_size, scene),
         "classes": list(CLASS_NAMES),
         "sources": [asdict(src) for src in BACKGROUND_SOURCES],
         "stats": stats,
