@@ -41,6 +41,8 @@ STRATEGY_TABLE: tuple[StrategySpec, ...] = (
                  "Zhang et al., CVPR 2020 (Adaptive Training Sample Selection)"),
     StrategySpec("task_aligned", "tal", "Task-aligned (TOOD)", "TAL", True, True, False, True,
                  "Feng et al., ICCV 2021 (TOOD), Sec. 3.2"),
+    StrategySpec("mutual_guidance_dynamic", "mgd", "MG, the authors' later rule (dynamic k)", "MGD", True, True,
+                 False, True, "zhanghengdev/MutualGuide@108b4a8 (2023), utils/box/box_utils.py mutual_match"),
 )  # fmt: skip
 
 
@@ -58,6 +60,7 @@ class AssignParams:
     tal_topk: int = 13  # task-aligned positives per GT before conflicts (TOOD)
     tal_alpha: float = 1.0  # task-aligned metric s ** alpha * u ** beta
     tal_beta: float = 6.0
+    mgd_topq: int = 15  # the authors' later MG: k = floor(sum of a GT's mgd_topq best qualities), at least 1
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> AssignParams:

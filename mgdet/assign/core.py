@@ -33,6 +33,9 @@ class Assignment:
     reg_gt: Tensor  # [B, A] long: >= 0 regression GT index, NEGATIVE
     # [B, A] float: soft classification target of the GT class at positives (0 elsewhere); None = hard 1.0
     cls_target: Tensor | None = None
+    # [B, A] float: the quality of each regression sample (0 elsewhere), for an IoU-weighted regression loss
+    # (the authors' later rule); None = every sample weighs the same
+    reg_weight: Tensor | None = None
 
     @property
     def cls_pos(self) -> Tensor:

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from mgdet.assign.atss import atss_assign, virtual_anchors
 from mgdet.assign.core import INSIDE_MARGIN, Assignment, all_negative, inside_pairs, prepare_gt, validate_inputs
+from mgdet.assign.dynamic import dynamic_assign
 from mgdet.assign.fcos import fcos_paper_assign
 from mgdet.assign.paper import paper_assign
 from mgdet.assign.priors import Priors, point_priors, single_level_priors
@@ -70,6 +71,13 @@ def _task_aligned(q: Query) -> Assignment:
                                p.tal_beta)  # fmt: skip
 
 
+def _dynamic(q: Query) -> Assignment:
+    assert q.pred_boxes is not None and q.pred_scores is not None  # validated: the table says it needs both
+    p = q.params
+    return dynamic_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores, sigma=p.sigma,
+                          topq=p.mgd_topq, radius=p.fcos_radius)  # fmt: skip
+
+
 #: The code of every strategy on anchor boxes.
 ANCHOR_RULES: dict[str, Callable[[Query], Assignment]] = {
     "iou": _paper(l2c=False, c2l=False),
@@ -78,6 +86,7 @@ ANCHOR_RULES: dict[str, Callable[[Query], Assignment]] = {
     "mutual_guidance": _paper(l2c=True, c2l=True),
     "atss": _atss,
     "task_aligned": _task_aligned,
+    "mutual_guidance_dynamic": _dynamic,
 }
 #: The code of every strategy on FCOS points.
 POINT_RULES: dict[str, Callable[[Query], Assignment]] = {
@@ -87,6 +96,7 @@ POINT_RULES: dict[str, Callable[[Query], Assignment]] = {
     "mutual_guidance": _fcos_paper(l2c=True, c2l=True),
     "atss": _atss_points,
     "task_aligned": _task_aligned,  # the same rule: candidates are the points inside the GT
+    "mutual_guidance_dynamic": _dynamic,  # candidates: points inside the GT on its level; centerness for IoU_anchor
 }
 
 

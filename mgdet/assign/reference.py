@@ -190,6 +190,65 @@ def reference_assign(
     if strategy == "task_aligned":
         assert pred_boxes is not None and pred_scores is not None
         return reference_task_aligned(priors.centres, gt_boxes, gt_labels, pred_boxes, pred_scores)
+    if strategy == "mutual_guidance_dynamic":
+        assert pred_boxes is not None and pred_scores is not None
+        return reference_dynamic(priors, gt_boxes, gt_labels, pred_boxes, pred_scores)
     if strategy in ("iou", "localize_to_classify", "classify_to_localize", "mutual_guidance"):
         return reference_paper(strategy, priors.boxes, gt_boxes, gt_labels, pred_boxes, pred_scores)
     raise ValueError(f"no reference implementation of {strategy!r}")
+
+
+def reference_dynamic(
+    priors: Priors,
+    gt_boxes: Tensor,
+    gt_labels: Tensor,
+    pred_boxes: Tensor,
+    pred_scores: Tensor,
+    sigma: float = AssignParams.sigma,
+    topq: int = AssignParams.mgd_topq,
+    radius: float = AssignParams.fcos_radius,
+) -> Assignment:
+    """The authors' later rule (:mod:`mgdet.assign.dynamic`) one image and one GT at a time, written from
+    ``authors-later-mg.md`` section 2 with mgdet's tie rules (lower GT index, then lower prior index)."""
+    num_b, num_a = gt_boxes.shape[0], priors.num
+    outs = {task: torch.full((num_b, num_a), NEGATIVE, dtype=torch.long) for task in ("cls", "reg")}
+    quality = {task: torch.zeros(num_b, num_a) for task in ("cls", "reg")}
+    anchors, centres = priors.boxes.float().cpu(), priors.centres.float().cpu()
+    for b in range(num_b):
+        gts = [g for g in range(gt_boxes.shape[1]) if int(gt_labels[b, g]) >= 0]
+        mats = {task: torch.zeros(gt_boxes.shape[1], num_a) for task in ("cls", "reg")}
+        for g in gts:
+            box = gt_boxes[b, g].float().cpu()
+            iou_reg = box_iou(box[None], pred_boxes[b].float().cpu())[0]  # [A]
+            p = pred_scores[b, :, int(gt_labels[b, g])].float().cpu()  # [A]
+            if priors.ranges is None:
+                base = box_iou(box[None], anchors)[0]
+            else:  # points: inside the GT on the right level; centerness for IoU_anchor
+                ltrb = torch.cat((centres - box[:2], box[2:] - centres), dim=-1)  # [A, 4]
+                ranges = priors.ranges.cpu()
+                cand = (ltrb.min(-1).values > 0) & (ltrb.max(-1).values > ranges[:, 0])
+                cand &= ltrb.max(-1).values <= ranges[:, 1]
+                iou_reg = torch.where(cand, iou_reg, 0.0)
+                d = ltrb.clamp(min=0)
+                lr, tb = d[:, 0::2], d[:, 1::2]
+                ratio = (lr.min(-1).values / lr.max(-1).values.clamp(min=1e-12)) * (
+                    tb.min(-1).values / tb.max(-1).values.clamp(min=1e-12)
+                )
+                base = torch.where(cand, ratio.sqrt(), 0.0)
+            mats["cls"][g] = iou_reg
+            mats["reg"][g] = (base * torch.exp(p / sigma)).clamp(max=1.0)
+        for task, m in mats.items():
+            top = m.max(dim=0).values  # [A]
+            for a in range(num_a):  # reservation: the lowest GT index among the tied best keeps the prior
+                if top[a] > 0:
+                    keeper = min(g for g in gts if m[g, a] == top[a])
+                    m[:, a] = torch.where(torch.arange(m.shape[0]) == keeper, m[:, a], 0.0)
+            for g in gts:
+                row = m[g]
+                live = int((row > 0).sum())
+                best = sorted((float(v) for v in row if v > 0), reverse=True)[:topq]
+                k = min(max(1, math.floor(sum(best))), live)
+                order = torch.argsort(-row, stable=True)[:k]  # ties: lower prior index
+                outs[task][b, order] = g
+                quality[task][b, order] = row[order]
+    return Assignment(outs["cls"], outs["reg"], cls_target=quality["cls"], reg_weight=quality["reg"])

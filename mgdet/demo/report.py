@@ -37,7 +37,8 @@ SHOW_MAX_OBJECTS = 4
 SHORT = {s.name: s.label for s in STRATEGY_TABLE}
 #: Colours per strategy (Okabe-Ito), fixed so every figure agrees.
 STRATEGY_COLOURS = {"iou": "#999999", "localize_to_classify": "#56B4E9", "classify_to_localize": "#E69F00",
-                    "mutual_guidance": "#009E73", "atss": "#CC79A7", "task_aligned": "#D55E00"}  # fmt: skip
+                    "mutual_guidance": "#009E73", "atss": "#CC79A7", "task_aligned": "#D55E00",
+                    "mutual_guidance_dynamic": "#0072B2"}  # fmt: skip
 
 
 def _save(fig: Figure, path: Path) -> Path:

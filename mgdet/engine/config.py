@@ -91,6 +91,7 @@ class TrainConfig:
     tal_topk: int = _ASSIGN.tal_topk  # task-aligned: positives per GT
     tal_alpha: float = _ASSIGN.tal_alpha  # task-aligned metric s ** alpha * u ** beta
     tal_beta: float = _ASSIGN.tal_beta
+    mgd_topq: int = _ASSIGN.mgd_topq  # mutual_guidance_dynamic: k = floor(sum of the top mgd_topq qualities)
     epochs: int = 250
     batch_size: int = 32  # total over all processes
     optimizer: str = "sgd"  # sgd | adamw
@@ -263,7 +264,10 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (t.sigma > 1, "train.sigma must be > 1 (Eq. 1 of the paper)"),
         (0 <= t.neg_iou <= t.pos_iou <= 1, "need 0 <= train.neg_iou <= train.pos_iou <= 1"),
         (t.fcos_radius > 0, "train.fcos_radius must be > 0"),
-        (t.atss_topk >= 1 and t.tal_topk >= 1, "train.atss_topk and train.tal_topk must be >= 1"),
+        (
+            t.atss_topk >= 1 and t.tal_topk >= 1 and t.mgd_topq >= 1,
+            "train.atss_topk, train.tal_topk and train.mgd_topq must be >= 1",
+        ),  # fmt: skip
         (t.tal_alpha >= 0 and t.tal_beta >= 0, "train.tal_alpha and train.tal_beta must be >= 0"),
         (
             32 <= d.input_size <= MAX_INPUT_SIZE and d.input_size % 32 == 0,

@@ -14,15 +14,15 @@ LABELS = torch.tensor([[0]])
 ANCHORS = torch.tensor([[0.0, 0.0, 40.0, 40.0], [20.0, 20.0, 60.0, 60.0]])
 
 
-def test_table_lists_the_paper_four_then_atss_and_task_aligned():
+def test_table_lists_the_paper_four_then_atss_task_aligned_and_the_authors_later_rule():
     assert STRATEGIES == ("iou", "localize_to_classify", "classify_to_localize", "mutual_guidance", "atss",
-                          "task_aligned")  # fmt: skip
+                          "task_aligned", "mutual_guidance_dynamic")  # fmt: skip
     assert STRATEGIES[:4] == PAPER_STRATEGIES
-    assert [s.short for s in STRATEGY_TABLE] == ["iou", "l2c", "c2l", "mg", "atss", "tal"]
+    assert [s.short for s in STRATEGY_TABLE] == ["iou", "l2c", "c2l", "mg", "atss", "tal", "mgd"]
     for field in ("name", "short", "title", "label"):
         values = [getattr(s, field) for s in STRATEGY_TABLE]
         assert len(set(values)) == len(values), field
-    assert [s.name for s in STRATEGY_TABLE if s.soft_target] == ["task_aligned"]
+    assert [s.name for s in STRATEGY_TABLE if s.soft_target] == ["task_aligned", "mutual_guidance_dynamic"]
     assert find_strategy("tal") is find_strategy("task_aligned") is strategy_spec("task_aligned")
     assert find_strategy("nope") is None
     with pytest.raises(ValueError, match="unknown assignment strategy"):
