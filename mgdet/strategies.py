@@ -61,12 +61,16 @@ class AssignParams:
     tal_alpha: float = 1.0  # task-aligned metric s ** alpha * u ** beta
     tal_beta: float = 6.0
     mgd_topq: int = 15  # the authors' later MG: k = floor(sum of a GT's mgd_topq best qualities), at least 1
+    # a control, not the paper: the L2C / MG positives' soft target = the IoU of their regressed box with the GT
+    # (trained with the quality focal loss, as task-aligned assignment); the labels are unchanged
+    mg_soft_target: bool = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> AssignParams:
         """The fields of ``values`` that are knobs (other keys are ignored; missing ones keep their default)."""
         names = {f.name: f.type for f in fields(cls)}
-        return cls(**{k: (int(v) if names[k] == "int" else float(v)) for k, v in values.items() if k in names})
+        kinds = {"int": int, "bool": bool, "float": float}
+        return cls(**{k: kinds[names[k]](v) for k, v in values.items() if k in names})
 
     def changed(self) -> dict[str, Any]:
         """The knobs that differ from their default (what a checkpoint stores beside the paper's three)."""

@@ -19,7 +19,7 @@ from mgdet.assign.atss import atss_assign, virtual_anchors
 from mgdet.assign.core import INSIDE_MARGIN, Assignment, all_negative, inside_pairs, prepare_gt, validate_inputs
 from mgdet.assign.dynamic import dynamic_assign
 from mgdet.assign.fcos import fcos_paper_assign
-from mgdet.assign.paper import paper_assign
+from mgdet.assign.paper import paper_assign, regressed_iou_target
 from mgdet.assign.priors import Priors, point_priors, single_level_priors
 from mgdet.assign.task_aligned import task_aligned_assign
 from mgdet.strategies import AssignParams
@@ -40,6 +40,9 @@ class Query:
 
 def _paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
     def rule(q: Query) -> Assignment:
+        return _soft(l2c, q, _hard(q))
+
+    def _hard(q: Query) -> Assignment:
         return paper_assign(q.priors.boxes, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
                             l2c=l2c, c2l=c2l, pos_iou=q.params.pos_iou, neg_iou=q.params.neg_iou,
                             sigma=q.params.sigma)  # fmt: skip
@@ -49,10 +52,19 @@ def _paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
 
 def _fcos_paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
     def rule(q: Query) -> Assignment:
-        return fcos_paper_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
+        hard = fcos_paper_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
                                  l2c=l2c, c2l=c2l, sigma=q.params.sigma, radius=q.params.fcos_radius)  # fmt: skip
+        return _soft(l2c, q, hard)
 
     return rule
+
+
+def _soft(l2c: bool, q: Query, a: Assignment) -> Assignment:
+    """The L2C / MG positives with the IoU of their regressed box as soft target, when ``mg_soft_target``."""
+    if not (l2c and q.params.mg_soft_target):
+        return a
+    assert q.pred_boxes is not None
+    return regressed_iou_target(a, q.gt_boxes, q.pred_boxes)
 
 
 def _atss(q: Query) -> Assignment:

@@ -17,11 +17,13 @@ built a chunk of GTs at a time (:func:`mgdet.assign.core.gt_chunks`: bounded mem
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
 from mgdet.assign.core import IGNORED, NEGATIVE, Assignment, Reservation, gt_chunks, topk_labels
-from mgdet.boxes import box_iou
+from mgdet.boxes import box_iou, elementwise_iou
 from mgdet.strategies import AssignParams
 
 
@@ -98,3 +100,12 @@ def paper_assign(
         val, own = c2l_res.result(valid)
         reg_gt = topk_labels(val, own, val > 0, num_pos, None)
     return Assignment(cls_gt, reg_gt)
+
+
+def regressed_iou_target(a: Assignment, gt_boxes: Tensor, pred_boxes: Tensor) -> Assignment:
+    """``a`` with a soft classification target: at every positive, the IoU of its regressed box with its GT
+    (``AssignParams.mg_soft_target``, a control of the target's role: the labels are unchanged)."""
+    bi, ai = (a.cls_gt >= 0).nonzero(as_tuple=True)
+    target = torch.zeros(a.cls_gt.shape, device=a.cls_gt.device)
+    target[bi, ai] = elementwise_iou(gt_boxes[bi, a.cls_gt[bi, ai]], pred_boxes.detach().float()[bi, ai])
+    return replace(a, cls_target=target)

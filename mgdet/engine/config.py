@@ -92,6 +92,7 @@ class TrainConfig:
     tal_alpha: float = _ASSIGN.tal_alpha  # task-aligned metric s ** alpha * u ** beta
     tal_beta: float = _ASSIGN.tal_beta
     mgd_topq: int = _ASSIGN.mgd_topq  # mutual_guidance_dynamic: k = floor(sum of the top mgd_topq qualities)
+    mg_soft_target: bool = _ASSIGN.mg_soft_target  # L2C / MG: soft target = IoU of the regressed box (a control)
     epochs: int = 250
     batch_size: int = 32  # total over all processes
     optimizer: str = "sgd"  # sgd | adamw

@@ -94,3 +94,33 @@ def test_the_batched_rule_equals_the_reference_loop(seed, kind):
     assert torch.equal(got.cls_gt, want.cls_gt) and torch.equal(got.reg_gt, want.reg_gt)
     assert torch.allclose(got.cls_target, want.cls_target) and torch.allclose(got.reg_weight, want.reg_weight)
     assert (got.cls_gt >= 0).sum() > 0 and (got.reg_gt >= 0).sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["anchors", "points"])
+def test_the_soft_target_control_keeps_the_labels_and_uses_the_regressed_iou(kind):
+    """train.mg_soft_target (issue 25, item 2): MG / L2C positives get IoU(regressed box, its GT) as soft target;
+    the labels are those of the default rule; rules without L2C are unchanged."""
+    from mgdet.boxes import box_iou
+
+    if kind == "anchors":
+        priors = layout_priors(paper_layout(base_size=9.6), 64)
+    else:
+        sizes = [(8, 8), (4, 4), (2, 2)]
+        pts, st, rg = generate_points((8, 16, 32), sizes, level_ranges(3))
+        priors = point_priors(pts, st, rg, [h * w for h, w in sizes])
+    gt, labels, pred, scores = _batch(0, priors.num, priors.centres, 64.0)
+    for strategy in ("mutual_guidance", "localize_to_classify", "classify_to_localize"):
+        hard = assign(strategy, priors, gt, labels, pred, scores)
+        soft = assign(strategy, priors, gt, labels, pred, scores, AssignParams(mg_soft_target=True))
+        assert torch.equal(hard.cls_gt, soft.cls_gt) and torch.equal(hard.reg_gt, soft.reg_gt)
+        if strategy == "classify_to_localize":
+            assert soft.cls_target is None
+            continue
+        assert hard.cls_target is None and soft.cls_target is not None
+        for b in range(gt.shape[0]):
+            iou = box_iou(gt[b], pred[b])  # [G, A]
+            pos = soft.cls_gt[b] >= 0
+            want = torch.zeros(priors.num)
+            want[pos] = iou[soft.cls_gt[b][pos], pos.nonzero()[:, 0]]
+            assert torch.allclose(soft.cls_target[b], want)
+        assert (soft.cls_target > 0).sum() > 0
