@@ -66,6 +66,15 @@ def test_the_amplification_saturates_at_one_and_ties_go_to_the_lower_prior():
     assert (a.cls_gt[0] >= 0).sum() == 1  # IoU_regressed 0.5 x 3 = 1.5 -> 1
 
 
+def _priors(kind: str):
+    """The paper's anchors at 64 px, or FCOS points on three levels."""
+    if kind == "anchors":
+        return layout_priors(paper_layout(base_size=9.6), 64)
+    sizes = [(8, 8), (4, 4), (2, 2)]
+    pts, st, rg = generate_points((8, 16, 32), sizes, level_ranges(3))
+    return point_priors(pts, st, rg, [h * w for h, w in sizes])
+
+
 def _batch(seed: int, num_priors: int, centres: torch.Tensor, size: float, g: int = 12):
     gen = torch.Generator().manual_seed(seed)
     xy = torch.randint(0, int(size) - 24, (3, g, 2), generator=gen).float()  # integer corners: exact ties
@@ -82,12 +91,7 @@ def _batch(seed: int, num_priors: int, centres: torch.Tensor, size: float, g: in
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("kind", ["anchors", "points"])
 def test_the_batched_rule_equals_the_reference_loop(seed, kind):
-    if kind == "anchors":
-        priors = layout_priors(paper_layout(base_size=9.6), 64)
-    else:
-        sizes = [(8, 8), (4, 4), (2, 2)]
-        pts, st, rg = generate_points((8, 16, 32), sizes, level_ranges(3))
-        priors = point_priors(pts, st, rg, [h * w for h, w in sizes])
+    priors = _priors(kind)
     gt, labels, pred, scores = _batch(seed, priors.num, priors.centres, 64.0)
     got = assign("mutual_guidance_dynamic", priors, gt, labels, pred, scores)
     want = reference_dynamic(priors, gt, labels, pred, scores)
@@ -102,12 +106,7 @@ def test_the_soft_target_control_keeps_the_labels_and_uses_the_regressed_iou(kin
     the labels are those of the default rule; rules without L2C are unchanged."""
     from mgdet.boxes import box_iou
 
-    if kind == "anchors":
-        priors = layout_priors(paper_layout(base_size=9.6), 64)
-    else:
-        sizes = [(8, 8), (4, 4), (2, 2)]
-        pts, st, rg = generate_points((8, 16, 32), sizes, level_ranges(3))
-        priors = point_priors(pts, st, rg, [h * w for h, w in sizes])
+    priors = _priors(kind)
     gt, labels, pred, scores = _batch(0, priors.num, priors.centres, 64.0)
     for strategy in ("mutual_guidance", "localize_to_classify", "classify_to_localize"):
         hard = assign(strategy, priors, gt, labels, pred, scores)
