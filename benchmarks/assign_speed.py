@@ -12,8 +12,8 @@ The crowded table (docs/assign_speed.md): every rule at B 16 G 20, B 4 G 500 and
 the 8,160- (256 px) and 12,750-anchor (320 px) layouts, one thread, each measurement in its own process: the
 median time of ``--repeat`` calls after a first call, and the extra peak memory of that first call (peak RSS
 after it minus before it). Ultralytics' TaskAlignedAssigner runs in the same table as the peer when it can be
-imported; it is never a dependency of mgdet: ``pip install --no-deps ultralytics==8.4.190`` (the benchmark
-supplies a version for the torchvision package that ultralytics' ``__init__`` asks for, without importing it).
+imported as installed (it needs torchvision); it is never a dependency of mgdet, and this project's machines
+(no torchvision) leave its column empty.
 """
 
 from __future__ import annotations
@@ -88,28 +88,14 @@ def crowded_inputs(batch: int, gts: int, anchors: int, objects: str, classes: in
 
 
 def import_peer():
-    """Ultralytics' TaskAlignedAssigner, or None when ultralytics is not installed."""
-    import importlib.metadata as md
-
-    real = md.version
-
-    def version(name: str) -> str:  # ultralytics' __init__ reads torchvision's version; mgdet has no torchvision
-        try:
-            return real(name)
-        except md.PackageNotFoundError:
-            if name == "torchvision":
-                return "0.0.0"
-            raise
-
-    md.version = version
+    """Ultralytics' TaskAlignedAssigner, or None when ultralytics cannot be imported as installed (its package
+    needs torchvision, which mgdet never installs: the peer column is filled only where both are present)."""
     os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ultralytics-"))
     os.environ.setdefault("YOLO_VERBOSE", "False")
     try:
         from ultralytics.utils.tal import TaskAlignedAssigner
-    except ImportError:
+    except Exception:  # not installed, or its own dependencies missing
         return None
-    finally:
-        md.version = real
     return TaskAlignedAssigner
 
 
@@ -168,7 +154,7 @@ def crowded_table(repeat: int) -> None:
     for (label, anchors), row in results.items():
         print(f"| {label} | {anchors:,} | " + " | ".join(_cell(row[r]) for r in rules) + " |")
     if any(row[PEER].get("missing") for row in results.values()):
-        print(f"\n{PEER}: not installed (pip install --no-deps ultralytics=={PEER_VERSION}); no ratios")
+        print(f"\n{PEER}: not importable here (ultralytics=={PEER_VERSION} needs torchvision); no ratios")
         return
     print("\nratios to Ultralytics' TaskAlignedAssigner, same run (time x, memory x):")
     print("| batch | anchors | " + " | ".join(STRATEGIES) + " |")
