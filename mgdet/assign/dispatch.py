@@ -87,7 +87,7 @@ def _dynamic(q: Query) -> Assignment:
     assert q.pred_boxes is not None and q.pred_scores is not None  # validated: the table says it needs both
     p = q.params
     return dynamic_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores, sigma=p.sigma,
-                          topq=p.mgd_topq, radius=p.fcos_radius)  # fmt: skip
+                          topq=p.mgd_topq)  # fmt: skip
 
 
 #: The code of every strategy on anchor boxes.

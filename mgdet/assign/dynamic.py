@@ -62,7 +62,6 @@ def dynamic_assign(
     *,
     sigma: float,
     topq: int,
-    radius: float,
 ) -> Assignment:
     """See the module docstring. gt_boxes ``[B, G, 4]`` with padded rows zeroed and ``valid [B, G]``
     (:func:`mgdet.assign.core.prepare_gt`); pred_boxes ``[B, A, 4]`` decoded, pred_scores ``[B, A, C]`` sigmoid."""
@@ -79,7 +78,7 @@ def dynamic_assign(
         p = scores.gather(1, gt_labels[:, part].clamp(min=0)[..., None].expand(-1, -1, a))  # [B, g, A]
         iou_reg = box_iou(boxes, preds)  # [B, g, A]
         if points:
-            cand, base = _point_candidates(priors, boxes, valid[:, part], radius)
+            cand, base = _point_candidates(priors, boxes, valid[:, part])
             iou_reg = torch.where(cand, iou_reg, 0.0)
         else:
             base = box_iou(boxes, priors.boxes.detach().float()[None])  # IoU_anchor [B, g, A]
@@ -90,7 +89,7 @@ def dynamic_assign(
     return Assignment(cls_gt, reg_gt, cls_target=cls_target, reg_weight=reg_weight)
 
 
-def _point_candidates(priors: Priors, boxes: Tensor, valid: Tensor, radius: float) -> tuple[Tensor, Tensor]:
+def _point_candidates(priors: Priors, boxes: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
     """FCOS points: the candidates (inside the GT, on the level whose range holds the GT's largest distance) and
     their centerness, the point analogue of IoU_anchor (0 elsewhere)."""
     assert priors.ranges is not None

@@ -206,7 +206,6 @@ def reference_dynamic(
     pred_scores: Tensor,
     sigma: float = AssignParams.sigma,
     topq: int = AssignParams.mgd_topq,
-    radius: float = AssignParams.fcos_radius,
 ) -> Assignment:
     """The authors' later rule (:mod:`mgdet.assign.dynamic`) one image and one GT at a time, written from
     ``authors-later-mg.md`` section 2 with mgdet's tie rules (lower GT index, then lower prior index)."""

@@ -14,16 +14,21 @@ from conftest import tiny_config
 from mgdet.engine.checkpoint import load_checkpoint
 
 
-def test_torchrun_two_processes(tiny_dataset, tmp_path):
-    run = tmp_path / "ddp"
-    cfg = tiny_config(tiny_dataset, run, epochs=1, max_iters=3, eval_interval=0)
+def _torchrun_train(cfg: dict, tmp_path: Path, timeout: int) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node 2 -m mgdet train`` on ``cfg`` (one thread per process)."""
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "mgdet", "train", str(path),
            "--no-progress", "--no-tensorboard"]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_torchrun_two_processes(tiny_dataset, tmp_path):
+    run = tmp_path / "ddp"
+    cfg = tiny_config(tiny_dataset, run, epochs=1, max_iters=3, eval_interval=0)
+    proc = _torchrun_train(cfg, tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     state = load_checkpoint(run / "last.pth")
     assert state["iteration"] == 3
@@ -42,14 +47,8 @@ def test_torchrun_skips_an_undecodable_image_on_every_rank_together(tiny_dataset
     run = tmp_path / "ddp"
     cfg = tiny_config(data, run, epochs=1, batch_size=2, eval_interval=0)  # one image per rank and step
     cfg["data"].update(on_error="skip", check_images=False)  # the failure shows up only when decoding
-    path = tmp_path / "ddp.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "mgdet", "train", str(path),
-           "--no-progress", "--no-tensorboard"]  # fmt: skip
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        proc = _torchrun_train(cfg, tmp_path, timeout=240)
     except subprocess.TimeoutExpired:
         raise AssertionError("torchrun hung: the ranks disagreed on skipping the empty batch") from None
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
