@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 
 from mgdet.anchors import paper_layout, retinanet_layout
-from mgdet.assign import STRATEGIES, assign, layout_priors
+from mgdet.assign import STRATEGIES, assign, layout_priors, sparse
 from mgdet.assign.reference import reference_assign
 
 
@@ -99,9 +99,19 @@ def import_peer():
     return TaskAlignedAssigner
 
 
+#: suffix of a rule measured on the dense GT chunks (``mgdet.assign.sparse.WINDOWS = False``): the path every
+#: call took before the anchor-grid windows
+DENSE = "@dense"
+#: the rules that take the windows on crowded batches
+WINDOW_RULES = ("iou", "localize_to_classify", "classify_to_localize", "mutual_guidance")
+
+
 def measure_one(rule: str, batch: int, gts: int, anchors: int, objects: str, repeat: int) -> dict:
     """One measurement, in this process: extra peak memory of the first call, median time of ``repeat`` more."""
     torch.set_num_threads(1)
+    if rule.endswith(DENSE):
+        sparse.WINDOWS = False
+        rule = rule[: -len(DENSE)]
     priors, gt_boxes, gt_labels, pred_boxes, pred_scores = crowded_inputs(batch, gts, anchors, objects)
     if rule == PEER:
         peer_cls = import_peer()
@@ -131,7 +141,7 @@ def measure_one(rule: str, batch: int, gts: int, anchors: int, objects: str, rep
 
 def crowded_table(repeat: int) -> None:
     """Every (case, layout, rule) in its own process; the table, the ratios to the peer and the targets."""
-    rules = (*STRATEGIES, PEER)
+    rules = (*STRATEGIES, PEER, *(r + DENSE for r in WINDOW_RULES))
     print(f"{cpu_model()}, 1 thread per measurement, torch {torch.__version__}; each cell: median of {repeat} "
           "calls after a first one, and (+ MiB) the extra peak memory of that first call, own process")  # fmt: skip
     results: dict[tuple[str, int], dict[str, dict]] = {}
@@ -148,11 +158,20 @@ def crowded_table(repeat: int) -> None:
             results[(label, anchors)] = row
             cells = " | ".join(_cell(row[r]) for r in rules)
             print(f"| {label} | {anchors:,} | {cells} |", flush=True)
+    shown = (*STRATEGIES, PEER)
     print()
-    print("| batch | anchors | " + " | ".join(rules) + " |")
-    print("|---|---:|" + "---:|" * len(rules))
+    print("| batch | anchors | " + " | ".join(shown) + " |")
+    print("|---|---:|" + "---:|" * len(shown))
     for (label, anchors), row in results.items():
-        print(f"| {label} | {anchors:,} | " + " | ".join(_cell(row[r]) for r in rules) + " |")
+        print(f"| {label} | {anchors:,} | " + " | ".join(_cell(row[r]) for r in shown) + " |")
+    print("\nanchor-grid windows against the dense GT chunks (mgdet.assign.sparse.WINDOWS = False), same run: "
+          "dense time / windows time")  # fmt: skip
+    print("| batch | anchors | " + " | ".join(WINDOW_RULES) + " |")
+    print("|---|---:|" + "---:|" * len(WINDOW_RULES))
+    for (label, anchors), row in results.items():
+        cells = [f"{row[r + DENSE]['ms']:,.0f} / {row[r]['ms']:,.0f} ms = {row[r + DENSE]['ms'] / row[r]['ms']:.1f}x"
+                 if "ms" in row[r] and "ms" in row[r + DENSE] else "-" for r in WINDOW_RULES]  # fmt: skip
+        print(f"| {label} | {anchors:,} | " + " | ".join(cells) + " |")
     if any(row[PEER].get("missing") for row in results.values()):
         print(f"\n{PEER}: not importable here (ultralytics=={PEER_VERSION} needs torchvision); no ratios")
         return

@@ -8,7 +8,7 @@ each rule lives in :mod:`mgdet.assign`; a name in this table without code there 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 
@@ -46,6 +46,11 @@ STRATEGY_TABLE: tuple[StrategySpec, ...] = (
 )  # fmt: skip
 
 
+#: How L2C ranks its candidates (``AssignParams.mg_metric``): the paper's IoU of the regressed box, or TOOD's
+#: aligned metric p ** tal_alpha * IoU ** tal_beta.
+L2C_METRICS: tuple[str, ...] = ("iou", "aligned")
+
+
 @dataclass(frozen=True)
 class AssignParams:
     """Every knob of every assignment rule, with its published default (written here once). Built once per run
@@ -64,12 +69,20 @@ class AssignParams:
     # a control, not the paper: the L2C / MG positives' soft target = the IoU of their regressed box with the GT
     # (trained with the quality focal loss, as task-aligned assignment); the labels are unchanged
     mg_soft_target: bool = False
+    # variants of the paper's rule (issue 25), off by default: L2C ranks its candidates by "iou" (the paper) or by
+    # TOOD's "aligned" metric p ** tal_alpha * IoU ** tal_beta, with MG's counts and C2L kept
+    mg_metric: str = "iou"
+    # interpolation from static (0) to the paper's mutual criteria (1): L2C ranks by IoU_anchor ** (1 - lambda) *
+    # criterion ** lambda, C2L amplifies with lambda * p; mg_ramp > 0 ramps lambda from 0 to mg_lambda over that
+    # fraction of the training steps (the trainer sets it per step)
+    mg_lambda: float = 1.0
+    mg_ramp: float = 0.0
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> AssignParams:
         """The fields of ``values`` that are knobs (other keys are ignored; missing ones keep their default)."""
         names = {f.name: f.type for f in fields(cls)}
-        kinds = {"int": int, "bool": bool, "float": float}
+        kinds = {"int": int, "bool": bool, "float": float, "str": str}
         return cls(**{k: kinds[names[k]](v) for k, v in values.items() if k in names})
 
     def changed(self) -> dict[str, Any]:
@@ -78,6 +91,13 @@ class AssignParams:
         return {
             f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)
         }
+
+    def at_progress(self, progress: float) -> AssignParams:
+        """The knobs of a training step at ``progress`` (steps done / total, in [0, 1]): ``mg_lambda`` ramped
+        from 0 over the first ``mg_ramp`` of training (unchanged when ``mg_ramp`` is 0)."""
+        if self.mg_ramp <= 0:
+            return self
+        return replace(self, mg_lambda=self.mg_lambda * min(1.0, max(progress, 0.0) / self.mg_ramp))
 
 
 #: Full names of every strategy, in table order.

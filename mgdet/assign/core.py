@@ -7,6 +7,7 @@ Index convention: ``cls_gt[b, a]`` = GT index (positive), :data:`NEGATIVE` or :d
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -195,6 +196,8 @@ class Reservation:
         self.value = torch.zeros(b, a, device=device)
         self.owner = torch.zeros(b, a, dtype=torch.long, device=device)
         self.best = torch.zeros(b, g, dtype=torch.long, device=device)
+        self.prior_keys: Tensor | None = None  # [B * A], [B * G] int64 packed keys (pairs only, add_pairs)
+        self.gt_keys: Tensor | None = None
 
     def add(self, chunk: slice, criterion: Tensor) -> None:
         """``criterion [B, g, A]`` of the GTs ``chunk`` (values >= 0, padded rows 0)."""
@@ -204,10 +207,59 @@ class Reservation:
         self.owner = torch.where(better, o + chunk.start, self.owner)
         self.best[:, chunk] = criterion.argmax(dim=-1)
 
+    def add_block(self, gt: Tensor, local: Tensor, slot: Tensor, value: Tensor) -> None:
+        """Criterion values ``value [..., n]`` (>= 0) of the flat GTs ``gt [n]`` (image * G + GT; ``local [n]`` =
+        GT) with the priors at ``slot [..., n]`` (image * A + prior); each pair at most once over all calls, the
+        pairs not given are 0: the same result as :meth:`add` on the matrix. One int64 max per prior and per GT
+        on packed (value, index) keys (:func:`pack_keys`), started at the dense defaults (value 0, index 0), so
+        that entries of value 0 never change anything."""
+        (b, a), g = self.value.shape, self.best.shape[1]
+        if self.prior_keys is None:
+            self.prior_keys = torch.full((b * a,), _INDEX_END, dtype=torch.long, device=value.device)  # (0, GT 0)
+            first = torch.arange(b, device=value.device).repeat_interleave(g) * a  # [B * G] slot of prior 0
+            self.gt_keys = _INDEX_END - first  # (0, prior 0)
+        assert self.gt_keys is not None
+        bits = value.contiguous().view(torch.int32)  # [..., n] order-preserving for values >= 0
+        keys = _packed(bits, (_INDEX_END - local).int().expand_as(bits))
+        self.prior_keys.scatter_reduce_(0, slot.flatten(), keys.flatten(), "amax")
+        best = _packed(bits, (_INDEX_END - slot).int())  # each GT's best slot (the lowest on ties)
+        self.gt_keys.scatter_reduce_(0, gt, best.view(-1, gt.shape[0]).amax(0), "amax")
+
     def result(self, valid: Tensor, force_best: bool = True) -> tuple[Tensor, Tensor]:
+        if self.prior_keys is not None and self.gt_keys is not None:  # fed pairs: unpack the keys
+            b, a = self.value.shape
+            value, owner = unpack_keys(self.prior_keys)
+            self.value, self.owner = value.view_as(self.value), owner.view_as(self.owner)
+            slot = unpack_keys(self.gt_keys)[1].view_as(self.best)  # image * A + prior
+            self.best = slot - torch.arange(b, device=slot.device)[:, None] * a
         if not force_best:
             return self.value, self.owner
         return _force_best(self.value, self.owner, self.best, valid)
+
+
+#: Index part of a packed (value, index) key: the key's low 32 bits hold ``_INDEX_END - index``.
+_INDEX_END = 2**31 - 1
+
+
+def pack_keys(value: Tensor, index: Tensor) -> Tensor:
+    """int64 keys ordered as (``value`` up, ``index`` down): the IEEE bits of ``value [P]`` (float32 >= 0, order
+    preserving) in the high 32 bits, ``_INDEX_END - index`` in the low 32. The max of keys = the largest value,
+    the lowest index among its ties; 0 = no entry."""
+    return (value.float().contiguous().view(torch.int32).long() << 32) + (_INDEX_END - index)
+
+
+def _packed(high: Tensor, low: Tensor) -> Tensor:
+    """int64 from int32 halves of the same shape (one interleaving copy; little-endian: the low word first)."""
+    if sys.byteorder != "little":
+        return (high.long() << 32) + low.long()
+    return torch.stack((low, high), -1).view(torch.int64)[..., 0]
+
+
+def unpack_keys(key: Tensor) -> tuple[Tensor, Tensor]:
+    """``(value, index)`` of :func:`pack_keys` keys; an empty key (0) gives value 0 and index 0."""
+    value = (key >> 32).int().view(torch.float32)
+    index = _INDEX_END - (key & 0xFFFFFFFF)
+    return value, torch.where(key == 0, 0, index)
 
 
 def reserved_matrix(value: Tensor, owner: Tensor, num_gt: int) -> Tensor:

@@ -43,15 +43,19 @@ def _paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
         return _soft(l2c, q, _hard(q))
 
     def _hard(q: Query) -> Assignment:
-        return paper_assign(q.priors.boxes, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
+        return paper_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
                             l2c=l2c, c2l=c2l, pos_iou=q.params.pos_iou, neg_iou=q.params.neg_iou,
-                            sigma=q.params.sigma)  # fmt: skip
+                            sigma=q.params.sigma, metric=q.params.mg_metric, alpha=q.params.tal_alpha,
+                            beta=q.params.tal_beta, lam=q.params.mg_lambda)  # fmt: skip
 
     return rule
 
 
 def _fcos_paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
     def rule(q: Query) -> Assignment:
+        if q.params.mg_metric != "iou" or q.params.mg_lambda != 1.0:
+            raise ValueError("mg_metric and mg_lambda / mg_ramp (variants of the paper's rule) are implemented for "
+                             "anchors only, not for FCOS points")  # fmt: skip
         hard = fcos_paper_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
                                  l2c=l2c, c2l=c2l, sigma=q.params.sigma, radius=q.params.fcos_radius)  # fmt: skip
         return _soft(l2c, q, hard)

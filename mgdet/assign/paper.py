@@ -17,19 +17,34 @@ built a chunk of GTs at a time (:func:`mgdet.assign.core.gt_chunks`: bounded mem
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import torch
 from torch import Tensor
 
+from mgdet.assign import core, sparse
 from mgdet.assign.core import IGNORED, NEGATIVE, Assignment, Reservation, gt_chunks, topk_labels
+from mgdet.assign.priors import Priors
+from mgdet.assign.sparse import AnchorBlock, anchor_blocks
 from mgdet.boxes import box_iou, elementwise_iou
-from mgdet.strategies import AssignParams
+from mgdet.strategies import L2C_METRICS, AssignParams
 
 
 def amplified_iou(iou_anchor: Tensor, score: Tensor, sigma: float = AssignParams.sigma) -> Tensor:
     """Eq. (1) of the paper: IoU_anchor ** ((sigma - p) / sigma); equals IoU_anchor when p = 0."""
     return iou_anchor.clamp(0.0, 1.0) ** ((sigma - score.clamp(0.0, 1.0)) / sigma)
+
+
+def _class_scores(scores: Tensor, labels: Tensor) -> Tensor:
+    """``[B, g, A]``: the score of each GT's class (``labels [B, g]`` >= 0) at every anchor (``scores [B, A, C]``)."""
+    b, g = labels.shape
+    return scores.transpose(1, 2).gather(1, labels[..., None].expand(b, g, scores.shape[1]))
+
+
+def _block_scores(scores: Tensor, blk: AnchorBlock, flat_labels: Tensor) -> Tensor:
+    """The score of each GT's class at each anchor of a window block: ``[K, R, C, n]``."""
+    return scores.reshape(-1).take(blk.slot * scores.shape[-1] + flat_labels.index_select(0, blk.gt))
 
 
 def _amplified_matrix(iou_anchor: Tensor, pred_scores: Tensor, gt_labels: Tensor, sigma: float) -> Tensor:
@@ -41,8 +56,19 @@ def _amplified_matrix(iou_anchor: Tensor, pred_scores: Tensor, gt_labels: Tensor
     return out
 
 
+def _anchor_blocks(
+    priors: Priors, gt_boxes: Tensor, valid: Tensor, preds: Tensor | None = None
+) -> Iterator[AnchorBlock] | None:
+    """IoU_anchor (IoU_regressed with ``preds``) in windows of the anchor grid when the matrix is larger than one
+    dense chunk (:func:`mgdet.assign.sparse.anchor_blocks`); None: use the dense chunks (identical results)."""
+    b, g = valid.shape
+    if b * g * priors.num <= core.CHUNK_ELEMENTS or priors.grid_hw is None or not sparse.WINDOWS:
+        return None
+    return anchor_blocks(priors.boxes, priors.grid_hw, priors.per_location, gt_boxes, valid, preds)
+
+
 def paper_assign(
-    anchors: Tensor,
+    priors: Priors,
     gt_boxes: Tensor,
     gt_labels: Tensor,
     valid: Tensor,
@@ -54,34 +80,80 @@ def paper_assign(
     pos_iou: float,
     neg_iou: float,
     sigma: float,
+    metric: str = "iou",
+    alpha: float = AssignParams.tal_alpha,
+    beta: float = AssignParams.tal_beta,
+    lam: float = AssignParams.mg_lambda,
 ) -> Assignment:
     """Static matching (``l2c = c2l = False``), L2C, C2L or both (Mutual Guidance); see the module docstring.
 
-    anchors ``[A, 4]``; gt_boxes ``[B, G, 4]`` with padded rows zeroed and ``valid [B, G]``
-    (:func:`mgdet.assign.core.prepare_gt`); pred_boxes ``[B, A, 4]`` (L2C), pred_scores ``[B, A, C]`` (C2L).
+    Variants of the paper's rule (issue 25; the defaults are the paper): ``metric = "aligned"`` ranks L2C's
+    candidates by TOOD's ``p ** alpha * IoU_regressed ** beta`` instead of IoU_regressed (counts, ignore band
+    and C2L unchanged); ``lam`` < 1 interpolates towards static criteria: L2C ranks by
+    ``IoU_anchor ** (1 - lam) * criterion ** lam`` and C2L amplifies with ``lam * p`` (``lam = 0``: the static
+    labels through the same top-k).
+
+    priors: the anchors (:class:`mgdet.assign.Priors`); gt_boxes ``[B, G, 4]`` with padded rows zeroed and
+    ``valid [B, G]`` (:func:`mgdet.assign.core.prepare_gt`); pred_boxes ``[B, A, 4]`` (L2C), pred_scores
+    ``[B, A, C]`` (C2L). Crowded batches take IoU_anchor from windows of the anchor grid
+    (:mod:`mgdet.assign.sparse`) when the priors are a grid; the results are identical.
     """
     if not 0.0 <= neg_iou <= pos_iou <= 1.0:
         raise ValueError(f"need 0 <= neg_iou <= pos_iou <= 1, got neg_iou={neg_iou}, pos_iou={pos_iou}")
     if c2l and not sigma > 1.0:
         raise ValueError(f"sigma must be > 1 for a positive amplification exponent, got {sigma}")
     b, g = valid.shape
-    a = anchors.shape[0]
-    anchors = anchors.detach().float()[None]  # [1, A, 4]
-    scores = pred_scores.detach().float() if c2l and pred_scores is not None else None
+    a = priors.num
+    anchors = priors.boxes.detach().float()[None]  # [1, A, 4]
+    if metric not in L2C_METRICS:
+        raise ValueError(f"mg_metric must be one of {', '.join(L2C_METRICS)}, got {metric!r}")
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"mg_lambda must be in [0, 1], got {lam}")
+    aligned = l2c and metric == "aligned"
+    need_scores = (c2l or aligned) and pred_scores is not None
+    scores = pred_scores.detach().float() if need_scores else None
+    c2l_scores = scores if scores is None or lam == 1.0 else scores * lam  # the ramp: p -> lambda * p
     preds = pred_boxes.detach().float() if l2c and pred_boxes is not None else None
     static = Reservation(b, g, a, anchors.device)
     l2c_res = Reservation(b, g, a, anchors.device) if l2c else None
     c2l_res = Reservation(b, g, a, anchors.device) if c2l else None
-    for part in gt_chunks(b, g, a):  # g GTs at a time: no [B, G, A] matrix when G is large
-        iou_anchor = box_iou(gt_boxes[:, part], anchors)  # [B, g, A]
-        static.add(part, iou_anchor)
-        if c2l_res is not None:
-            assert scores is not None
-            c2l_res.add(part, _amplified_matrix(iou_anchor, scores, gt_labels[:, part], sigma))
-        del iou_anchor
-        if l2c_res is not None:
-            assert preds is not None
-            l2c_res.add(part, box_iou(gt_boxes[:, part], preds))  # IoU_regressed [B, g, A]
+    labels = gt_labels.clamp(min=0)
+    flat_labels = labels.reshape(-1)
+    blocks = _anchor_blocks(priors, gt_boxes, valid)
+    if blocks is not None:  # crowded: the overlapping pairs only, in windows of the anchor grid
+        for blk in blocks:
+            static.add_block(blk.gt, blk.local, blk.slot, blk.iou)
+            if c2l_res is not None:
+                assert c2l_scores is not None
+                p = _block_scores(c2l_scores, blk, flat_labels)  # [K, R, C, n] score of each GT's class
+                c2l_res.add_block(blk.gt, blk.local, blk.slot, amplified_iou(blk.iou, p, sigma))
+    else:
+        for part in gt_chunks(b, g, a):  # g GTs at a time: no [B, G, A] matrix when G is large
+            iou_anchor = box_iou(gt_boxes[:, part], anchors)  # [B, g, A]
+            static.add(part, iou_anchor)
+            if c2l_res is not None:
+                assert c2l_scores is not None
+                c2l_res.add(part, _amplified_matrix(iou_anchor, c2l_scores, gt_labels[:, part], sigma))
+            del iou_anchor
+    if l2c_res is not None:
+        assert preds is not None
+        blocks = _anchor_blocks(priors, gt_boxes, valid, preds) if lam == 1.0 else None
+        if blocks is not None:  # the anchors whose regressed box can reach the GT, in widened windows
+            for blk in blocks:
+                crit = blk.iou
+                if aligned:
+                    assert scores is not None
+                    crit = crit.pow(beta).mul_(_block_scores(scores, blk, flat_labels).pow_(alpha))
+                l2c_res.add_block(blk.gt, blk.local, blk.slot, crit)
+        else:
+            for part in gt_chunks(b, g, a):
+                crit = box_iou(gt_boxes[:, part], preds)  # IoU_regressed [B, g, A]
+                if aligned:
+                    assert scores is not None
+                    crit = crit.pow_(beta).mul_(_class_scores(scores, labels[:, part]).pow_(alpha))
+                if lam != 1.0:  # the ramp: IoU_anchor ** (1 - lambda) * criterion ** lambda
+                    crit = box_iou(gt_boxes[:, part], anchors).pow_(1.0 - lam).mul_(crit.pow_(lam))
+                l2c_res.add(part, crit)
     value, owner = static.result(valid)  # [B, A] reserved IoU_anchor and its GT
     cls_static = torch.where(value >= pos_iou, owner, torch.where(value >= neg_iou, IGNORED, NEGATIVE))
     reg_static = torch.where(cls_static >= 0, cls_static, NEGATIVE)

@@ -28,6 +28,8 @@ class Priors:
     level_sizes: tuple[int, ...]  # priors per level (sum = A)
     per_location: int = 1  # anchors per feature-map location (consecutive in the order above)
     ranges: Tensor | None = None  # [A, 2] FCOS scale range (lo, hi] of each point's level; None for anchors
+    # (H, W) of each level's feature map when the priors are a regular grid (anchor_priors); None: unknown
+    grid_hw: tuple[tuple[int, int], ...] | None = None
 
     @property
     def num(self) -> int:
@@ -69,7 +71,8 @@ def anchor_priors(
     stride_t, levels = _level_tensors(strides, level_sizes)
     dev = anchors.device
     centres = _grid_centres(strides, sizes_hw, per_location).to(dev)
-    return Priors(anchors, centres, stride_t.to(dev), levels.to(dev), level_sizes, per_location)
+    grid = tuple((int(h), int(w)) for h, w in sizes_hw)
+    return Priors(anchors, centres, stride_t.to(dev), levels.to(dev), level_sizes, per_location, grid_hw=grid)
 
 
 def layout_priors(layout: AnchorLayout, input_size: int | tuple[int, int]) -> Priors:

@@ -41,8 +41,13 @@ def reference_paper(
     pos: float = AssignParams.pos_iou,
     neg: float = AssignParams.neg_iou,
     sigma: float = AssignParams.sigma,
+    metric: str = AssignParams.mg_metric,
+    alpha: float = AssignParams.tal_alpha,
+    beta: float = AssignParams.tal_beta,
+    lam: float = AssignParams.mg_lambda,
 ) -> Assignment:
-    """The paper's four rules, in the style of the original SSD matcher: a loop over images and GTs."""
+    """The paper's four rules, in the style of the original SSD matcher: a loop over images and GTs. ``metric``
+    and ``lam``: the variants of issue 25 (:func:`mgdet.assign.paper.paper_assign`)."""
     num_b, num_a = gt_boxes.shape[0], anchors.shape[0]
     cls_out = torch.full((num_b, num_a), NEGATIVE, dtype=torch.long)
     reg_out = torch.full((num_b, num_a), NEGATIVE, dtype=torch.long)
@@ -73,7 +78,13 @@ def reference_paper(
         n_ign = ((st >= neg) & (st < pos)).sum(1)
         if strategy in ("localize_to_classify", "mutual_guidance"):
             assert pred_boxes is not None
-            rr = reserved(box_iou(gts, pred_boxes[b].float().cpu()))
+            crit = box_iou(gts, pred_boxes[b].float().cpu())
+            if metric == "aligned":
+                assert pred_scores is not None
+                crit = crit.pow(beta) * pred_scores[b].float().cpu()[:, labels].T.pow(alpha)
+            if lam != 1.0:
+                crit = iou.pow(1.0 - lam) * crit.pow(lam)
+            rr = reserved(crit)
             cls = torch.full((num_a,), NEGATIVE, dtype=torch.long)
             for j in range(len(gts)):
                 v, i = rr[j].sort(descending=True, stable=True)
@@ -82,7 +93,7 @@ def reference_paper(
                 cls[i[: n_pos[j]]] = j
         if strategy in ("classify_to_localize", "mutual_guidance"):
             assert pred_scores is not None
-            amp = iou ** ((sigma - pred_scores[b].float().cpu()[:, labels].T) / sigma)
+            amp = iou ** ((sigma - pred_scores[b].float().cpu()[:, labels].T * lam) / sigma)
             ra = reserved(amp)
             reg = torch.full((num_a,), NEGATIVE, dtype=torch.long)
             for j in range(len(gts)):

@@ -26,7 +26,7 @@ from mgdet.errors import MgdetError
 from mgdet.limits import MAX_HEAD_DEPTH, MAX_INPUT_SIZE, MAX_WIDTH
 from mgdet.losses import LossConfig
 from mgdet.postprocess import PAPER_POSTPROCESS
-from mgdet.strategies import STRATEGIES, AssignParams
+from mgdet.strategies import L2C_METRICS, STRATEGIES, AssignParams
 
 
 class ConfigError(MgdetError, ValueError):
@@ -93,6 +93,9 @@ class TrainConfig:
     tal_beta: float = _ASSIGN.tal_beta
     mgd_topq: int = _ASSIGN.mgd_topq  # mutual_guidance_dynamic: k = floor(sum of the top mgd_topq qualities)
     mg_soft_target: bool = _ASSIGN.mg_soft_target  # L2C / MG: soft target = IoU of the regressed box (a control)
+    mg_metric: str = _ASSIGN.mg_metric  # L2C ranks by iou (the paper) | aligned (TOOD's p^tal_alpha * IoU^tal_beta)
+    mg_lambda: float = _ASSIGN.mg_lambda  # static (0) .. mutual (1, the paper) criteria of L2C / C2L
+    mg_ramp: float = _ASSIGN.mg_ramp  # > 0: mg_lambda ramps up from 0 over this fraction of the training steps
     epochs: int = 250
     batch_size: int = 32  # total over all processes
     optimizer: str = "sgd"  # sgd | adamw
@@ -256,6 +259,9 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (t.lr > 0, "train.lr must be > 0"),
         (t.backbone_lr_mult >= 0, "train.backbone_lr_mult must be >= 0"),
         (t.static_warmup_iters >= 0, "train.static_warmup_iters must be >= 0"),
+        (t.mg_metric in L2C_METRICS, f"train.mg_metric must be one of {', '.join(L2C_METRICS)}"),
+        (0.0 <= t.mg_lambda <= 1.0, "train.mg_lambda must be in [0, 1]"),
+        (0.0 <= t.mg_ramp <= 1.0, "train.mg_ramp must be in [0, 1] (a fraction of the training steps)"),
         (d.augment in AUGMENT_MODES, "data.augment must be true, false, ssd, flip or none"),
         (t.feature_cache_mb >= 0, "train.feature_cache_mb must be >= 0"),
         (

@@ -520,7 +520,8 @@ def train_step(run: Run, batch: Any, lr: float, it: int) -> tuple[dict[str, Any]
                                        [m["orig_size"] for m in batch.metas])  # fmt: skip
             out = det.forward_features(feats, tuple(batch.images.shape[-2:]))
     strategy = "iou" if it < t.static_warmup_iters else t.strategy  # warm-up: not in the paper
-    losses = det.loss(out, batch.gt_boxes, batch.gt_labels, strategy)
+    params = det.assign_params.at_progress(it / max(run.total_iters, 1))  # train.mg_ramp (not in the paper)
+    losses = det.loss(out, batch.gt_boxes, batch.gt_labels, strategy, params)
     loss = losses["loss"]
     finite = distr.all_agree(bool(torch.isfinite(loss)), run.info, run.device)  # skipped by all ranks or none
     if finite:

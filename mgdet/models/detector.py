@@ -122,21 +122,38 @@ class Detector(nn.Module):
 
     # -------------------------------------------------------------------------------------------- loss
     @torch.no_grad()
-    def assign(self, outputs: dict[str, Tensor], gt_boxes: Tensor, gt_labels: Tensor, strategy: str) -> Assignment:
-        """Assign this detector's priors with ``strategy`` and its knobs (:attr:`assign_params`), on the detached
-        predictions of ``outputs``: what :meth:`loss` trains on and what the figures show.
+    def assign(
+        self,
+        outputs: dict[str, Tensor],
+        gt_boxes: Tensor,
+        gt_labels: Tensor,
+        strategy: str,
+        params: AssignParams | None = None,
+    ) -> Assignment:
+        """Assign this detector's priors with ``strategy`` and its knobs (:attr:`assign_params`, or ``params`` for
+        this call: the trainer's ramp), on the detached predictions of ``outputs``: what :meth:`loss` trains on
+        and what the figures show.
 
         gt_boxes ``[B, G, 4]`` (G may be 0), gt_labels ``[B, G]`` (-1 padding)."""
         gt_boxes, gt_labels = _at_least_one_column(gt_boxes, gt_labels)
         pred_boxes = self.decode_boxes(outputs["box_deltas"].detach().float())  # [B, A, 4]
         pred_scores = outputs["cls_logits"].detach().float().sigmoid()  # [B, A, C]
-        return assign(strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores, self.assign_params)
+        return assign(strategy, self.priors(), gt_boxes, gt_labels, pred_boxes, pred_scores,
+                      params or self.assign_params)  # fmt: skip
 
-    def loss(self, outputs: dict[str, Tensor], gt_boxes: Tensor, gt_labels: Tensor, strategy: str) -> dict[str, Any]:
-        """Assign with ``strategy`` (:meth:`assign`), then the losses; see CONTRACTS.md. The dict holds the loss
-        tensors, ``pos_scores`` and the step's :class:`~mgdet.assign.Assignment` (``"assignment"``)."""
+    def loss(
+        self,
+        outputs: dict[str, Tensor],
+        gt_boxes: Tensor,
+        gt_labels: Tensor,
+        strategy: str,
+        params: AssignParams | None = None,
+    ) -> dict[str, Any]:
+        """Assign with ``strategy`` (:meth:`assign`, ``params`` as there), then the losses; see CONTRACTS.md. The
+        dict holds the loss tensors, ``pos_scores`` and the step's :class:`~mgdet.assign.Assignment`
+        (``"assignment"``)."""
         gt_boxes, gt_labels = _at_least_one_column(gt_boxes, gt_labels)
-        a = self.assign(outputs, gt_boxes, gt_labels, strategy)
+        a = self.assign(outputs, gt_boxes, gt_labels, strategy, params)
         out = self.kind.loss(a, outputs, self.priors(), gt_boxes, gt_labels, self.loss_cfg)
         pred_scores = outputs["cls_logits"].detach().float().sigmoid()  # [B, A, C]
         pos_scores = positive_class_scores(a.cls_gt, gt_labels, pred_scores)  # [P] the p of IoU_amplified

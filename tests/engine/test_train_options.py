@@ -79,11 +79,11 @@ def test_static_warmup_then_strategy_and_backbone_lr(tiny_dataset, tmp_path, mon
     seen, before = [], {}
     original = Detector.loss
 
-    def spy(self, outputs, gt_boxes, gt_labels, strategy):
+    def spy(self, outputs, gt_boxes, gt_labels, strategy, params=None):
         seen.append(strategy)
         if not before:  # the weights before the first optimiser step
             before.update({k: v.clone() for k, v in self.state_dict().items()})
-        return original(self, outputs, gt_boxes, gt_labels, strategy)
+        return original(self, outputs, gt_boxes, gt_labels, strategy, params)
 
     monkeypatch.setattr(Detector, "loss", spy)
     cfg = from_dict(tiny_config(tiny_dataset, tmp_path / "r", epochs=1, max_iters=3, eval_interval=0,
@@ -96,3 +96,33 @@ def test_static_warmup_then_strategy_and_backbone_lr(tiny_dataset, tmp_path, mon
     weights = [k for k in before if k.endswith("weight") and before[k].ndim > 1]
     assert all(torch.equal(state[k], before[k]) for k in weights if k.startswith("backbone."))
     assert not torch.equal(state["head.preds.0.cls_logits.weight"], before["head.preds.0.cls_logits.weight"])
+
+
+def test_mg_ramp_and_metric_reach_the_assignment_and_the_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    """train.mg_ramp (issue 25): lambda ramps 0 -> 1 over the first half of the steps; train.mg_metric is passed
+    through; both are stored with the detector (a checkpoint reloads the same knobs)."""
+    from mgdet.models.detector import Detector
+
+    seen = []
+    original = Detector.loss
+
+    def spy(self, outputs, gt_boxes, gt_labels, strategy, params=None):
+        seen.append((params.mg_lambda, params.mg_metric))
+        return original(self, outputs, gt_boxes, gt_labels, strategy, params)
+
+    monkeypatch.setattr(Detector, "loss", spy)
+    cfg = from_dict(tiny_config(tiny_dataset, tmp_path / "r", epochs=1, max_iters=4, eval_interval=0, mg_ramp=0.5,
+                                mg_metric="aligned"))  # fmt: skip
+    cfg.data.augment = "flip"
+    train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+    assert seen == [(0.0, "aligned"), (0.5, "aligned"), (1.0, "aligned"), (1.0, "aligned")]
+    det = load_detector(tmp_path / "r" / "last.pth")[0]
+    assert det.assign_params.mg_ramp == 0.5 and det.assign_params.mg_metric == "aligned"
+
+
+@pytest.mark.parametrize(("key", "value"), [("mg_metric", "pu6"), ("mg_lambda", 1.5), ("mg_ramp", -0.1)])
+def test_bad_variant_keys_are_config_errors(tiny_dataset, tmp_path, key, value):
+    from mgdet.engine.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"train.{key}"):
+        from_dict(tiny_config(tiny_dataset, tmp_path / "r", **{key: value}))
