@@ -12,6 +12,7 @@ from mgdet.data import RecordDataset, VOCDataset
 from mgdet.data.errors import DatasetError
 from mgdet.data.validate import open_dataset
 from mgdet.engine.config import ConfigError, DataConfig, RunConfig
+from mgdet.losses import LossConfig
 from mgdet.strategies import AssignParams
 
 #: the assignment knobs every checkpoint stores (the paper's)
@@ -77,7 +78,8 @@ def model_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
         "pos_iou": t.pos_iou,
         "neg_iou": t.neg_iou,
         "sigma": t.sigma,
-        "loss": dict(vars(cfg.loss)),
+        # the loss style only when not the default: checkpoints of default runs stay as they were
+        "loss": {k: v for k, v in vars(cfg.loss).items() if k != "style" or v != LossConfig.style},
         # the other rules' knobs only when set: checkpoints of default runs stay as they were
         **{
             k: v

@@ -24,7 +24,7 @@ from mgdet.anchors import PAPER_ANCHOR_BASE
 from mgdet.catalog import BACKBONES, DATA_FORMATS, DEFAULT_INPUT_SIZE, DETECTORS
 from mgdet.errors import MgdetError
 from mgdet.limits import MAX_HEAD_DEPTH, MAX_INPUT_SIZE, MAX_WIDTH
-from mgdet.losses import LossConfig
+from mgdet.losses import LOSS_STYLES, LossConfig
 from mgdet.postprocess import PAPER_POSTPROCESS
 from mgdet.strategies import L2C_METRICS, STRATEGIES, AssignParams
 
@@ -262,6 +262,8 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (t.mg_metric in L2C_METRICS, f"train.mg_metric must be one of {', '.join(L2C_METRICS)}"),
         (0.0 <= t.mg_lambda <= 1.0, "train.mg_lambda must be in [0, 1]"),
         (0.0 <= t.mg_ramp <= 1.0, "train.mg_ramp must be in [0, 1] (a fraction of the training steps)"),
+        (cfg.loss.style in LOSS_STYLES, f"loss.style must be one of {', '.join(LOSS_STYLES)}"),
+        (cfg.loss.style == "mgdet" or cfg.model.name != "fcos", "loss.style authors is for anchor detectors, not fcos"),
         (d.augment in AUGMENT_MODES, "data.augment must be true, false, ssd, flip or none"),
         (t.feature_cache_mb >= 0, "train.feature_cache_mb must be >= 0"),
         (

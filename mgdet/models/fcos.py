@@ -62,6 +62,8 @@ def fcos_loss(
 ) -> dict[str, Tensor]:
     """FCOS losses: cls_logits [B, A, C], box_deltas [B, A, 4], ctr_logits [B, A]; see module docstring."""
     cfg = cfg or LossConfig()
+    if cfg.style != "mgdet":
+        raise ValueError(f"loss style {cfg.style!r} is implemented for anchor detectors only, not FCOS")
     reg_gt = assignment.reg_gt  # [B, A]
     loss_cls, num_cls_pos = classification_loss(assignment, cls_logits, gt_labels, cfg)  # as every detector
 

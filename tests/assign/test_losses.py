@@ -153,3 +153,84 @@ def test_detection_loss_with_a_soft_target():
     assert got.item() == pytest.approx(
         detection_loss(hard, logits, deltas, anchors, gt_boxes, gt_labels)["loss_cls"].item()
     )
+
+
+# --- the authors' later loss (LossConfig(style="authors"), issue 25 item 1) -------------------------------------
+
+
+def test_varifocal_poly_hand_values():
+    from mgdet.losses import varifocal_poly_loss
+
+    x = torch.tensor([[0.0, 2.0, -1.0]])
+    t = torch.tensor([[0.0, 0.8, 0.0]])
+    got = varifocal_poly_loss(x, t)[0]
+
+    def sig(v):
+        return 1 / (1 + math.exp(-v))
+
+    def bce(v, target):
+        return -(target * math.log(sig(v)) + (1 - target) * math.log(1 - sig(v)))
+
+    # negative cells: bce(x, 0) * 0.75 p^2 + (1 - (1 - p))^3 = ... + p^3
+    for i in (0, 2):
+        p = sig(float(x[0, i]))
+        assert float(got[i]) == pytest.approx(bce(float(x[0, i]), 0.0) * 0.75 * p**2 + p**3, rel=1e-5)
+    p = sig(2.0)  # positive cell: bce(x, t) * t + (1 - p)^3
+    assert float(got[1]) == pytest.approx(bce(2.0, 0.8) * 0.8 + (1 - p) ** 3, rel=1e-5)
+
+
+def test_siou_hand_values():
+    from mgdet.losses import siou
+
+    same = torch.tensor([[10.0, 10.0, 30.0, 50.0]])
+    assert float(siou(same, same)[0]) == pytest.approx(1.0, abs=1e-6)  # coinciding centres stay defined
+    pred = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    gt = torch.tensor([[4.0, 0.0, 14.0, 10.0]])  # shifted 4 px right: same shape, horizontal offset
+    iou = 60 / 140
+    # sin(alpha) = |s_ch| / rho = 0 (the x offset is above 45 degrees), angle = cos(-pi/2) = 0; dx = (4/14)^2
+    dist = 2 - math.exp(-2 * (4 / 14) ** 2) - math.exp(0.0)
+    assert float(siou(pred, gt)[0]) == pytest.approx(iou - 0.5 * dist, abs=1e-5)
+    wide = torch.tensor([[0.0, 0.0, 20.0, 10.0]])  # same centre as gt2, twice as wide: only the shape cost
+    gt2 = torch.tensor([[5.0, 0.0, 15.0, 10.0]])
+    shape = (1 - math.exp(-10 / 20)) ** 4
+    assert float(siou(wide, gt2)[0]) == pytest.approx(0.5 - 0.5 * shape, abs=1e-5)
+
+
+def test_authors_loss_normalisers_and_weights():
+    """Classification / #positive cells x 2; regression: quality-weighted over the batch; ignored anchors skip the
+    classification loss; the mgdet default is unchanged."""
+    from mgdet.losses import (
+        LossConfig,
+        authors_detection_loss,
+        balanced_l1_loss,
+        detection_loss,
+        siou,
+        varifocal_poly_loss,
+    )
+
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 40.0, 40.0], [0.0, 20.0, 10.0, 30.0]])
+    gt = torch.tensor([[[1.0, 1.0, 11.0, 12.0], [18.0, 22.0, 41.0, 39.0]]])
+    labels = torch.tensor([[1, 0]])
+    cls_gt = torch.tensor([[0, 1, IGNORED]])
+    reg_gt = torch.tensor([[0, 1, NEGATIVE]])
+    logits = torch.tensor([[[0.1, -0.3], [0.4, 0.2], [3.0, 3.0]]])
+    deltas = torch.tensor([[[0.1, 0.0, 0.1, -0.1], [0.0, 0.2, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
+    soft, quality = torch.tensor([[0.6, 0.9, 0.0]]), torch.tensor([[1.0, 3.0, 0.0]])
+    a = Assignment(cls_gt, reg_gt, cls_target=soft, reg_weight=quality)
+    out = authors_detection_loss(a, logits, deltas, anchors, gt, labels)
+    targets = torch.tensor([[0.0, 0.6], [0.9, 0.0]])  # anchor 0 -> GT 0 (class 1), anchor 1 -> GT 1 (class 0)
+    expect_cls = 2.0 * varifocal_poly_loss(logits[0, :2], targets).sum() / 2  # the ignored anchor 2 is skipped
+    assert float(out["loss_cls"]) == pytest.approx(float(expect_cls), rel=1e-6)
+    w = torch.tensor([0.25, 0.75])
+    matched = gt[0]
+    from mgdet.boxes import decode, encode
+
+    bl1 = balanced_l1_loss(deltas[0, :2], encode(matched, anchors[:2])).mean(-1)
+    s = siou(decode(deltas[0, :2], anchors[:2]), matched)
+    assert float(out["loss_reg"]) == pytest.approx(float((w * bl1).sum() + 2 * (w * (1 - s)).sum()), rel=1e-6)
+    same = detection_loss(a, logits, deltas, anchors, gt, labels, LossConfig(style="authors"))
+    assert torch.equal(same["loss_reg"], out["loss_reg"])
+    default = detection_loss(a, logits, deltas, anchors, gt, labels)
+    assert not torch.allclose(default["loss_cls"], out["loss_cls"])
+    with pytest.raises(ValueError, match="loss style"):
+        detection_loss(a, logits, deltas, anchors, gt, labels, LossConfig(style="yolo"))

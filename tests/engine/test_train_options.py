@@ -126,3 +126,25 @@ def test_bad_variant_keys_are_config_errors(tiny_dataset, tmp_path, key, value):
 
     with pytest.raises(ConfigError, match=f"train.{key}"):
         from_dict(tiny_config(tiny_dataset, tmp_path / "r", **{key: value}))
+
+
+def test_authors_loss_trains_and_is_stored(tiny_dataset, tmp_path):
+    """loss.style: authors (issue 25): the authors' later rule with their loss trains (finite losses) and the
+    checkpoint keeps the style; FCOS refuses it in the config."""
+    from mgdet.engine.config import ConfigError
+
+    data = tiny_config(tiny_dataset, tmp_path / "r", epochs=1, max_iters=2, eval_interval=0,
+                       strategy="mutual_guidance_dynamic")  # fmt: skip
+    data["loss"] = {"style": "authors"}
+    cfg = from_dict(data)
+    cfg.data.augment = "flip"
+    result = train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+    assert all(math.isfinite(float(h["loss"])) for h in result.history)
+    det = load_detector(tmp_path / "r" / "last.pth")[0]
+    assert det.loss_cfg.style == "authors"
+    data["model"]["name"] = "fcos"
+    with pytest.raises(ConfigError, match="loss.style"):
+        from_dict(data)
+    data["model"]["name"], data["loss"] = "retinanet", {"style": "yolo"}
+    with pytest.raises(ConfigError, match="loss.style"):
+        from_dict(data)
