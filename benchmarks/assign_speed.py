@@ -103,7 +103,7 @@ def import_peer():
 #: call took before the anchor-grid windows
 DENSE = "@dense"
 #: the rules that take the windows on crowded batches
-WINDOW_RULES = ("iou", "localize_to_classify", "classify_to_localize", "mutual_guidance")
+WINDOW_RULES = ("iou", "localize_to_classify", "classify_to_localize", "mutual_guidance", "mutual_guidance_dynamic")
 
 
 def measure_one(rule: str, batch: int, gts: int, anchors: int, objects: str, repeat: int) -> dict:

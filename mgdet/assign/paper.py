@@ -17,16 +17,14 @@ built a chunk of GTs at a time (:func:`mgdet.assign.core.gt_chunks`: bounded mem
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import torch
 from torch import Tensor
 
-from mgdet.assign import core, sparse
+from mgdet.assign import sparse
 from mgdet.assign.core import IGNORED, NEGATIVE, Assignment, Reservation, gt_chunks, topk_labels
 from mgdet.assign.priors import Priors
-from mgdet.assign.sparse import AnchorBlock, anchor_blocks
 from mgdet.boxes import box_iou, elementwise_iou
 from mgdet.strategies import L2C_METRICS, AssignParams
 
@@ -42,11 +40,6 @@ def _class_scores(scores: Tensor, labels: Tensor) -> Tensor:
     return scores.transpose(1, 2).gather(1, labels[..., None].expand(b, g, scores.shape[1]))
 
 
-def _block_scores(scores: Tensor, blk: AnchorBlock, flat_labels: Tensor) -> Tensor:
-    """The score of each GT's class at each anchor of a window block: ``[K, R, C, n]``."""
-    return scores.reshape(-1).take(blk.slot * scores.shape[-1] + flat_labels.index_select(0, blk.gt))
-
-
 def _amplified_matrix(iou_anchor: Tensor, pred_scores: Tensor, gt_labels: Tensor, sigma: float) -> Tensor:
     """IoU_amplified ``[B, G, A]`` with p = score of each GT's class; computed on non-zero IoUs only."""
     b, g, a = iou_anchor.nonzero(as_tuple=True)  # pairs that overlap: a small fraction of B x G x A
@@ -54,17 +47,6 @@ def _amplified_matrix(iou_anchor: Tensor, pred_scores: Tensor, gt_labels: Tensor
     out = torch.zeros_like(iou_anchor)
     out[b, g, a] = amplified_iou(iou_anchor[b, g, a], p, sigma)
     return out
-
-
-def _anchor_blocks(
-    priors: Priors, gt_boxes: Tensor, valid: Tensor, preds: Tensor | None = None
-) -> Iterator[AnchorBlock] | None:
-    """IoU_anchor (IoU_regressed with ``preds``) in windows of the anchor grid when the matrix is larger than one
-    dense chunk (:func:`mgdet.assign.sparse.anchor_blocks`); None: use the dense chunks (identical results)."""
-    b, g = valid.shape
-    if b * g * priors.num <= core.CHUNK_ELEMENTS or priors.grid_hw is None or not sparse.WINDOWS:
-        return None
-    return anchor_blocks(priors.boxes, priors.grid_hw, priors.per_location, gt_boxes, valid, preds)
 
 
 def paper_assign(
@@ -118,14 +100,13 @@ def paper_assign(
     l2c_res = Reservation(b, g, a, anchors.device) if l2c else None
     c2l_res = Reservation(b, g, a, anchors.device) if c2l else None
     labels = gt_labels.clamp(min=0)
-    flat_labels = labels.reshape(-1)
-    blocks = _anchor_blocks(priors, gt_boxes, valid)
+    blocks = sparse.windows(priors, gt_boxes, valid)
     if blocks is not None:  # crowded: the overlapping pairs only, in windows of the anchor grid
         for blk in blocks:
             static.add_block(blk.gt, blk.local, blk.slot, blk.iou)
             if c2l_res is not None:
                 assert c2l_scores is not None
-                p = _block_scores(c2l_scores, blk, flat_labels)  # [K, R, C, n] score of each GT's class
+                p = sparse.block_scores(c2l_scores, blk, labels)  # [K, R, C, n] score of each GT's class
                 c2l_res.add_block(blk.gt, blk.local, blk.slot, amplified_iou(blk.iou, p, sigma))
     else:
         for part in gt_chunks(b, g, a):  # g GTs at a time: no [B, G, A] matrix when G is large
@@ -137,13 +118,13 @@ def paper_assign(
             del iou_anchor
     if l2c_res is not None:
         assert preds is not None
-        blocks = _anchor_blocks(priors, gt_boxes, valid, preds) if lam == 1.0 else None
+        blocks = sparse.windows(priors, gt_boxes, valid, preds) if lam == 1.0 else None
         if blocks is not None:  # the anchors whose regressed box can reach the GT, in widened windows
             for blk in blocks:
                 crit = blk.iou
                 if aligned:
                     assert scores is not None
-                    crit = crit.pow(beta).mul_(_block_scores(scores, blk, flat_labels).pow_(alpha))
+                    crit = crit.pow(beta).mul_(sparse.block_scores(scores, blk, labels).pow_(alpha))
                 l2c_res.add_block(blk.gt, blk.local, blk.slot, crit)
         else:
             for part in gt_chunks(b, g, a):

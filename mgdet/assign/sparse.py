@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mgdet.assign import core
+from mgdet.assign.priors import Priors
 from mgdet.boxes import box_area
 
 #: False: the paper's rules always use the dense GT chunks (same results; benchmarks compare the two paths).
@@ -209,3 +211,21 @@ def _block(
     union = (a_w[:, None, :, :] * a_h[:, :, None, :]).add_(g_area.index_select(0, idx)).sub_(inter)
     iou = inter.div_(union.clamp_(min=torch.finfo(union.dtype).tiny))
     return AnchorBlock(gt_flat, local, slot, iou)
+
+
+def windows(
+    priors: Priors, gt_boxes: Tensor, valid: Tensor, preds: Tensor | None = None
+) -> Iterator[AnchorBlock] | None:
+    """The rules' entry point: :func:`anchor_blocks` of ``priors`` when the ``[B, G, A]`` matrix is larger than
+    one dense chunk, the priors are an anchor grid and :data:`WINDOWS` is on; None: use the dense chunks
+    (identical results)."""
+    b, g = valid.shape
+    if not WINDOWS or b * g * priors.num <= core.CHUNK_ELEMENTS or priors.grid_hw is None or priors.ranges is not None:
+        return None
+    return anchor_blocks(priors.boxes, priors.grid_hw, priors.per_location, gt_boxes, valid, preds)
+
+
+def block_scores(scores: Tensor, blk: AnchorBlock, labels: Tensor) -> Tensor:
+    """``[K, R, C, n]``: the score of each GT's class (``labels [B, G]`` >= 0) at each anchor of a window block
+    (``scores [B, A, C]``)."""
+    return scores.reshape(-1).take(blk.slot * scores.shape[-1] + labels.reshape(-1).index_select(0, blk.gt))

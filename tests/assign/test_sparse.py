@@ -83,7 +83,9 @@ def test_block_reservation_equals_the_dense_reservation():
         assert torch.equal(d, w)
 
 
-@pytest.mark.parametrize("strategy", ["iou", "localize_to_classify", "classify_to_localize", "mutual_guidance"])
+@pytest.mark.parametrize(
+    "strategy", ["iou", "localize_to_classify", "classify_to_localize", "mutual_guidance", "mutual_guidance_dynamic"]
+)
 def test_windows_and_dense_paths_give_the_same_assignment(strategy, monkeypatch):
     priors = layout_priors(paper_layout(base_size=9.6), 128)
     gt, valid = _gt(3, 2, 200, 128, 2, 24)
@@ -103,4 +105,7 @@ def test_windows_and_dense_paths_give_the_same_assignment(strategy, monkeypatch)
     windows = assign(strategy, priors, gt, labels, pred, scores)
     assert len(made) > 4  # the windows path was taken
     assert torch.equal(dense.cls_gt, windows.cls_gt) and torch.equal(dense.reg_gt, windows.reg_gt)
+    for soft in ("cls_target", "reg_weight"):  # the later rule's qualities, bit for bit
+        if getattr(dense, soft) is not None:
+            assert torch.equal(getattr(dense, soft), getattr(windows, soft))
     assert (dense.cls_gt >= 0).sum() > 100
