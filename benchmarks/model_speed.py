@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 import mgdet.models.detector as det_module
+from mgdet.assign import sparse
 from mgdet.engine.builders import freeze_backbone_stages, keep_frozen_bn_eval
 from mgdet.engine.feature_cache import FeatureCache
 from mgdet.models import build_detector
@@ -173,7 +174,12 @@ def main() -> None:
     p.add_argument("--crowded", action="store_true",
                    help="100-300 small objects (4-16 px) per image instead of 4: the assignment share on crowded "
                         "data")  # fmt: skip
+    p.add_argument("--dense-assign", action="store_true",
+                   help="assign with the dense GT chunks only (mgdet.assign.sparse.WINDOWS = False), the path before "
+                        "the anchor-grid windows: compare the assignment share with and without")  # fmt: skip
     args = p.parse_args()
+    if args.dense_assign:
+        sparse.WINDOWS = False
     if args.threads:
         torch.set_num_threads(args.threads)
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.channels_last]
@@ -182,7 +188,8 @@ def main() -> None:
         f"CPU: {machine_description()}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; batch {args.batch}, input {args.size} px (recipe rows: their own), "
         f"strategy {args.strategy}, {'crowded: 100-300 objects' if args.crowded else '4 objects'} per image, "
-        f"median of {args.iters} iterations after {args.warmup} warm-up\n"
+        f"median of {args.iters} iterations after {args.warmup} warm-up"
+        f"{'; dense assignment (no windows)' if args.dense_assign else ''}\n"
     )
     print("| model | channels_last | params (M) | anchors | train img/s | vs first | infer img/s | assign share |")
     print("|---|---|---|---|---|---|---|---|")

@@ -1,0 +1,49 @@
+"""scripts/beyond_report.py (issue 25's table): means, paired differences on shared seeds, and no overwrite."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "beyond_report.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("beyond_report", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(rule: str, seed: int, ap: float, ap75: float) -> dict:
+    metrics = {"AP": ap, "AP50": 60.0, "AP75": ap75, "APs": 1.0, "APm": 2.0, "APl": 3.0, "misalign": 17.0}
+    return {"detector": "retinanet_mbv2", "rule": rule, "seed": seed, "metrics": metrics, "train_min": 20.0,
+            "machine": "CPU", "source": "test"}  # fmt: skip
+
+
+def test_means_and_paired_differences_use_shared_seeds(tmp_path):
+    mod = _module()
+    runs = [_run("mg", 0, 42.0, 48.0), _run("mg", 1, 44.0, 50.0), _run("mg", 2, 43.0, 49.0),
+            _run("tal", 0, 45.0, 51.0), _run("tal", 2, 44.0, 50.0)]  # fmt: skip
+    mod.report(runs, tmp_path / "t")
+    md = (tmp_path / "t.md").read_text(encoding="utf-8")
+    assert "| Mutual Guidance (paper) | 0,1,2 | 43.0 ± 1.0 |" in md
+    # TAL - MG on seeds 0 and 2 only: (+3.0, +1.0) -> +2.0
+    assert "| task-aligned (TOOD) | +2.0 (s0 +3.0, s2 +1.0) | +2.0 (s0 +3.0, s2 +1.0) |" in md
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["means"]["retinanet_mbv2"]["tal"]["AP"] == pytest.approx(44.5)
+    assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_the_committed_runs_give_a_table_and_an_earlier_table_is_kept(tmp_path, monkeypatch, capsys):
+    mod = _module()
+    monkeypatch.setattr(sys, "argv", ["beyond_report.py", "--out", str(tmp_path / "b")])
+    mod.main()
+    md = (tmp_path / "b.md").read_text(encoding="utf-8")
+    assert "| task-aligned (TOOD) | 0,1,2 | 43.9 ± 1.5 |" in md  # docs/results/assigners.md, same runs
+    with pytest.raises(SystemExit, match="--overwrite"):
+        mod.main()
