@@ -133,7 +133,8 @@ def _chart(runs: list[dict], path: Path) -> None:
             for x, v in zip(xs, vals):
                 ax.plot([x] * len(v), v, "k.", markersize=4)
         ax.set_xticks(range(len(keys)), keys, rotation=30, ha="right")
-        ax.set_ylim(35, 55)
+        shown = [r["metrics"][m] for r in runs if r["detector"] == det for m in ("AP", "AP75")]
+        ax.set_ylim(5 * (min(shown) // 5) - 5, 5 * (max(shown) // 5) + 5)
         ax.set_ylabel("% on the validation split (dots: seeds)")
         ax.set_title(DETECTORS[det])
         ax.legend()
