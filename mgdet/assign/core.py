@@ -220,7 +220,7 @@ class Reservation:
             self.gt_keys = _INDEX_END - first  # (0, prior 0)
         assert self.gt_keys is not None
         bits = value.contiguous().view(torch.int32)  # [..., n] order-preserving for values >= 0
-        keys = _packed(bits, (_INDEX_END - local).int().expand_as(bits))
+        keys = _packed(bits, (_INDEX_END - local).int())
         self.prior_keys.scatter_reduce_(0, slot.flatten(), keys.flatten(), "amax")
         best = _packed(bits, (_INDEX_END - slot).int())  # each GT's best slot (the lowest on ties)
         self.gt_keys.scatter_reduce_(0, gt, best.view(-1, gt.shape[0]).amax(0), "amax")
@@ -249,10 +249,14 @@ def pack_keys(value: Tensor, index: Tensor) -> Tensor:
 
 
 def _packed(high: Tensor, low: Tensor) -> Tensor:
-    """int64 from int32 halves of the same shape (one interleaving copy; little-endian: the low word first)."""
+    """int64 from int32 halves (``low`` broadcast to ``high``'s shape): two strided copies into one buffer
+    (little-endian: the low word first), several times faster than shifting or stacking."""
     if sys.byteorder != "little":
         return (high.long() << 32) + low.long()
-    return torch.stack((low, high), -1).view(torch.int64)[..., 0]
+    out = torch.empty((*high.shape, 2), dtype=torch.int32, device=high.device)
+    out[..., 0] = low
+    out[..., 1] = high
+    return out.view(torch.int64)[..., 0]
 
 
 def unpack_keys(key: Tensor) -> tuple[Tensor, Tensor]:
