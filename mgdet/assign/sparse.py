@@ -96,7 +96,7 @@ def anchor_blocks(
     v = gt.shape[0]
     g_area = box_area(gt)  # [V]
     gx1, gy1, gx2, gy2 = (gt[:, i][None].expand(k, v).contiguous() for i in range(4))  # [K, V]
-    levels = []
+    plan = []  # (level, GT indices of one block), GTs sorted by window size
     start, total = 0, 0
     for h, w in grid_hw:
         level = boxes[start : start + h * w * k].float()
@@ -115,8 +115,14 @@ def anchor_blocks(
         r_lo = torch.searchsorted(axes[3], gy1, right=True)
         r_hi = torch.searchsorted(axes[2], gy2)
         cols, rows = (c_hi - c_lo).clamp(min=0), (r_hi - r_lo).clamp(min=0)  # [K, V]
-        total += k * int((rows.amax(0) * cols.amax(0)).sum())  # padded entries
-        levels.append((start, h, w, axes, c_lo, r_lo, rows, cols))
+        info = (start, h, w, axes, c_lo, r_lo, rows, cols)
+        size = rows.amax(0) * cols.amax(0)  # [V] window size of each GT (over the shapes)
+        order = size.argsort()
+        order = order[size.index_select(0, order) > 0]  # GTs touching this level, small windows first
+        for lo, hi in _cuts(size.index_select(0, order).tolist(), k, budget):
+            idx = order[lo:hi]
+            total += k * len(idx) * int(rows[:, idx].max()) * int(cols[:, idx].max())  # the padded block
+            plan.append((info, idx))
         start += h * w * k
         if preds is not None:
             gx1, gy1, gx2, gy2 = (gt[:, i][None].expand(k, v).contiguous() for i in range(4))
@@ -130,20 +136,15 @@ def anchor_blocks(
     if preds is not None:
         flat = preds.reshape(-1, 4).float()  # [B * A, 4]
         pred_planes = (*(flat[:, i].contiguous() for i in range(4)), box_area(flat))
-    return _blocks(levels, k, gt, g_area, gi_img, gi_gt, g, boxes.shape[0], budget, pred_planes)
+    return _blocks(plan, k, gt, g_area, gi_img, gi_gt, g, boxes.shape[0], pred_planes)
 
 
-def _blocks(levels: list, k: int, gt: Tensor, g_area: Tensor, gi_img: Tensor, gi_gt: Tensor, g: int, a: int,
-            budget: int, pred_planes: tuple[Tensor, ...] | None) -> Iterator[AnchorBlock]:  # fmt: skip
-    """The blocks of every level, one at a time (bounded memory)."""
-    for start, h, w, axes, c_lo, r_lo, rows, cols in levels:
-        size = rows.amax(0) * cols.amax(0)  # [V] padded window size of each GT (over the shapes)
-        order = size.argsort()
-        order = order[size.index_select(0, order) > 0]  # GTs touching this level, small windows first
-        for lo, hi in _cuts(size.index_select(0, order).tolist(), k, budget):
-            idx = order[lo:hi]
-            win = (c_lo[:, idx], r_lo[:, idx], cols[:, idx], rows[:, idx])  # [K, n] each
-            yield _block(idx, start, h, w, k, axes, win, gt, g_area, gi_img, gi_gt, g, a, pred_planes)
+def _blocks(plan: list, k: int, gt: Tensor, g_area: Tensor, gi_img: Tensor, gi_gt: Tensor, g: int, a: int,
+            pred_planes: tuple[Tensor, ...] | None) -> Iterator[AnchorBlock]:  # fmt: skip
+    """The blocks of the plan, one at a time (bounded memory)."""
+    for (start, h, w, axes, c_lo, r_lo, rows, cols), idx in plan:
+        win = (c_lo[:, idx], r_lo[:, idx], cols[:, idx], rows[:, idx])  # [K, n] each
+        yield _block(idx, start, h, w, k, axes, win, gt, g_area, gi_img, gi_gt, g, a, pred_planes)
 
 
 def _cuts(size: list[int], k: int, budget: int) -> list[tuple[int, int]]:
