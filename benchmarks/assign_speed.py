@@ -12,8 +12,16 @@ The crowded table (docs/assign_speed.md): every rule at B 16 G 20, B 4 G 500 and
 the 8,160- (256 px) and 12,750-anchor (320 px) layouts, one thread, each measurement in its own process: the
 median time of ``--repeat`` calls after a first call, and the extra peak memory of that first call (peak RSS
 after it minus before it). Ultralytics' TaskAlignedAssigner runs in the same table as the peer when it can be
-imported as installed (it needs torchvision); it is never a dependency of mgdet, and this project's machines
-(no torchvision) leave its column empty.
+imported as installed (it needs torchvision); it is never a dependency of mgdet, and mgdet's own environment (no
+torchvision) leaves its column empty. To fill it, use a separate environment that mgdet never installs into
+(torchvision brings a CUDA build of torch, several GB), and run the benchmark there with this checkout on the path:
+
+    python3 -m venv /tmp/peer
+    /tmp/peer/bin/pip install torch==2.14.1 torchvision==0.29.1
+    /tmp/peer/bin/pip install --no-deps ultralytics==8.4.190
+    /tmp/peer/bin/pip install opencv-python-headless numpy pyyaml pillow psutil requests matplotlib polars \
+        ultralytics-thop   # what `import ultralytics.utils.tal` needs
+    YOLO_CONFIG_DIR=/tmp/ycfg PYTHONPATH=. /tmp/peer/bin/python benchmarks/assign_speed.py --crowded
 """
 
 from __future__ import annotations
