@@ -11,17 +11,7 @@ speed-up over the loop implementation.
 The crowded table (docs/assign_speed.md): every rule at B 16 G 20, B 4 G 500 and B 2 G 2,000 (small objects) on
 the 8,160- (256 px) and 12,750-anchor (320 px) layouts, one thread, each measurement in its own process: the
 median time of ``--repeat`` calls after a first call, and the extra peak memory of that first call (peak RSS
-after it minus before it). Ultralytics' TaskAlignedAssigner runs in the same table as the peer when it can be
-imported as installed (it needs torchvision); it is never a dependency of mgdet, and mgdet's own environment (no
-torchvision) leaves its column empty. To fill it, use a separate environment that mgdet never installs into
-(torchvision brings a CUDA build of torch, several GB), and run the benchmark there with this checkout on the path:
-
-    python3 -m venv /tmp/peer
-    /tmp/peer/bin/pip install torch==2.14.1 torchvision==0.29.1
-    /tmp/peer/bin/pip install --no-deps ultralytics==8.4.190
-    /tmp/peer/bin/pip install opencv-python-headless numpy pyyaml pillow psutil requests matplotlib polars \
-        ultralytics-thop   # what `import ultralytics.utils.tal` needs
-    YOLO_CONFIG_DIR=/tmp/ycfg PYTHONPATH=. /tmp/peer/bin/python benchmarks/assign_speed.py --crowded
+after it minus before it).
 """
 
 from __future__ import annotations
@@ -34,7 +24,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -71,8 +60,6 @@ def timeit(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> f
 CASES = (("B 16, G 20", 16, 20, "normal"), ("B 4, G 500", 4, 500, "small"), ("B 2, G 2,000", 2, 2000, "small"))
 #: anchors -> (input size, smallest anchor): the paper's layout at 256 px (the CPU recipe) and at 320 px
 LAYOUTS = {8160: (256, 19.2), 12750: (320, 24.0)}
-PEER = "ultralytics_tal"
-PEER_VERSION = "8.4.190"
 
 
 def crowded_inputs(batch: int, gts: int, anchors: int, objects: str, classes: int = 20):
@@ -95,18 +82,6 @@ def crowded_inputs(batch: int, gts: int, anchors: int, objects: str, classes: in
     return priors, gt_boxes, gt_labels, pred_boxes, pred_scores
 
 
-def import_peer():
-    """Ultralytics' TaskAlignedAssigner, or None when ultralytics cannot be imported as installed (its package
-    needs torchvision, which mgdet never installs: the peer column is filled only where both are present)."""
-    os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ultralytics-"))
-    os.environ.setdefault("YOLO_VERBOSE", "False")
-    try:
-        from ultralytics.utils.tal import TaskAlignedAssigner
-    except Exception:  # not installed, or its own dependencies missing
-        return None
-    return TaskAlignedAssigner
-
-
 #: suffix of a rule measured on the dense GT chunks (``mgdet.assign.sparse.WINDOWS = False``): the path every
 #: call took before the anchor-grid windows
 DENSE = "@dense"
@@ -121,20 +96,9 @@ def measure_one(rule: str, batch: int, gts: int, anchors: int, objects: str, rep
         sparse.WINDOWS = False
         rule = rule[: -len(DENSE)]
     priors, gt_boxes, gt_labels, pred_boxes, pred_scores = crowded_inputs(batch, gts, anchors, objects)
-    if rule == PEER:
-        peer_cls = import_peer()
-        if peer_cls is None:
-            return {"rule": rule, "missing": True}
-        peer = peer_cls(topk=13, num_classes=pred_scores.shape[-1], alpha=1.0, beta=6.0)
-        args = (pred_scores, pred_boxes, priors.centres, gt_labels[..., None].float(), gt_boxes,
-                torch.ones(batch, gts, 1))  # fmt: skip
 
-        def call() -> object:
-            return peer(*args)
-    else:
-
-        def call() -> object:
-            return assign(rule, priors, gt_boxes, gt_labels, pred_boxes, pred_scores)
+    def call() -> object:
+        return assign(rule, priors, gt_boxes, gt_labels, pred_boxes, pred_scores)
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     call()
@@ -148,8 +112,8 @@ def measure_one(rule: str, batch: int, gts: int, anchors: int, objects: str, rep
 
 
 def crowded_table(repeat: int) -> None:
-    """Every (case, layout, rule) in its own process; the table, the ratios to the peer and the targets."""
-    rules = (*STRATEGIES, PEER, *(r + DENSE for r in WINDOW_RULES))
+    """Every (case, layout, rule) in its own process; the table and the windows-vs-dense ratios."""
+    rules = (*STRATEGIES, *(r + DENSE for r in WINDOW_RULES))
     print(f"{cpu_model()}, 1 thread per measurement, torch {torch.__version__}; each cell: median of {repeat} "
           "calls after a first one, and (+ MiB) the extra peak memory of that first call, own process")  # fmt: skip
     results: dict[tuple[str, int], dict[str, dict]] = {}
@@ -166,7 +130,7 @@ def crowded_table(repeat: int) -> None:
             results[(label, anchors)] = row
             cells = " | ".join(_cell(row[r]) for r in rules)
             print(f"| {label} | {anchors:,} | {cells} |", flush=True)
-    shown = (*STRATEGIES, PEER)
+    shown = STRATEGIES
     print()
     print("| batch | anchors | " + " | ".join(shown) + " |")
     print("|---|---:|" + "---:|" * len(shown))
@@ -180,44 +144,12 @@ def crowded_table(repeat: int) -> None:
         cells = [f"{row[r + DENSE]['ms']:,.0f} / {row[r]['ms']:,.0f} ms = {row[r + DENSE]['ms'] / row[r]['ms']:.1f}x"
                  if "ms" in row[r] and "ms" in row[r + DENSE] else "-" for r in WINDOW_RULES]  # fmt: skip
         print(f"| {label} | {anchors:,} | " + " | ".join(cells) + " |")
-    if any(row[PEER].get("missing") for row in results.values()):
-        print(f"\n{PEER}: not importable here (ultralytics=={PEER_VERSION} needs torchvision); no ratios")
-        return
-    print("\nratios to Ultralytics' TaskAlignedAssigner, same run (time x, memory x):")
-    print("| batch | anchors | " + " | ".join(STRATEGIES) + " |")
-    print("|---|---:|" + "---:|" * len(STRATEGIES))
-    for (label, anchors), row in results.items():
-        peer = row[PEER]
-        cells = [f"{row[r]['ms'] / peer['ms']:.2f} / {row[r]['extra_mib'] / max(peer['extra_mib'], 1e-9):.2f}"
-                 if "ms" in row[r] and "ms" in peer else "-" for r in STRATEGIES]  # fmt: skip
-        print(f"| {label} | {anchors:,} | " + " | ".join(cells) + " |")
-    _targets(results)
 
 
 def _cell(r: dict) -> str:
     if "ms" in r:
         return f"{r['ms']:,.0f} ms (+{r['extra_mib']:.0f} MiB)"
-    return "not installed" if r.get("missing") else "failed"
-
-
-def _targets(results: dict) -> None:
-    """The three targets of issue 24, checked on this run."""
-    print("\ntargets (issue 24):")
-    for anchors in LAYOUTS:
-        small = results[("B 16, G 20", anchors)]
-        mg = small["mutual_guidance"]["ms"] / small[PEER]["ms"]
-        print(f"- {anchors:,} anchors, B 16 G 20: MG time / Ultralytics TAL = {mg:.2f} (target <= 0.5): "
-              f"{'met' if mg <= 0.5 else 'NOT met'}")  # fmt: skip
-        crowd = results[("B 4, G 500", anchors)]
-        worst_t = max(crowd[r]["ms"] / crowd[PEER]["ms"] for r in STRATEGIES)
-        worst_m = max(crowd[r]["extra_mib"] / max(crowd[PEER]["extra_mib"], 1e-9) for r in STRATEGIES)
-        print(f"- {anchors:,} anchors, B 4 G 500: slowest rule {worst_t:.2f} x TAL's time (target <= 0.1), "
-              f"largest {worst_m:.2f} x its extra memory (target <= 0.25): "
-              f"{'met' if worst_t <= 0.1 and worst_m <= 0.25 else 'NOT met'}")  # fmt: skip
-        big = results[("B 2, G 2,000", anchors)]
-        worst = max(big[r]["extra_mib"] for r in STRATEGIES)
-        print(f"- {anchors:,} anchors, B 2 G 2,000: largest extra memory {worst:.0f} MiB (target < 128): "
-              f"{'met' if worst < 128 else 'NOT met'}")  # fmt: skip
+    return "failed"
 
 
 def main() -> None:
