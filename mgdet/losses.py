@@ -87,6 +87,15 @@ def balanced_l1_loss(
     return torch.where(x < beta, inner, outer)
 
 
+def _one_hot_targets(cls_gt: Tensor, cls_logits: Tensor, gt_labels: Tensor) -> Tensor:
+    """``[B, A, C]`` float32: 1 at each positive's GT class (``cls_gt [B, A]`` >= 0), 0 elsewhere."""
+    cls_pos = cls_gt >= 0
+    labels = gt_labels.gather(1, cls_gt.clamp(min=0))  # [B, A] class of the assigned GT
+    targets = torch.zeros_like(cls_logits, dtype=torch.float32)
+    targets[cls_pos] = F.one_hot(labels[cls_pos], cls_logits.shape[-1]).float()
+    return targets
+
+
 def classification_loss(
     assignment: Assignment, cls_logits: Tensor, gt_labels: Tensor, cfg: LossConfig
 ) -> tuple[Tensor, Tensor]:
@@ -96,12 +105,9 @@ def classification_loss(
     Hard labels: sigmoid focal loss over the non-ignored priors and every class / max(1, #positives). A soft
     target (``assignment.cls_target``, task-aligned) replaces the positives' 1: quality focal loss / max(1, sum
     of the soft targets), as TOOD."""
-    c = cls_logits.shape[-1]
     cls_gt = assignment.cls_gt  # [B, A]
     cls_pos = cls_gt >= 0
-    labels = gt_labels.gather(1, cls_gt.clamp(min=0))  # [B, A] class of the assigned GT
-    targets = torch.zeros_like(cls_logits, dtype=torch.float32)
-    targets[cls_pos] = F.one_hot(labels[cls_pos], c).float()
+    targets = _one_hot_targets(cls_gt, cls_logits, gt_labels)
     keep = cls_gt != IGNORED  # [B, A]
     num_cls_pos = cls_pos.sum()
     if assignment.cls_target is None:
@@ -228,15 +234,11 @@ def authors_detection_loss(
     Balanced L1 (mean over the 4 deltas) + 2 x (1 - SIoU of the decoded box). Differences to their code: ignored
     anchors (the paper's rules) get no classification loss, and the normalisers never divide by 0.
     """
-    c = cls_logits.shape[-1]
     cls_gt = assignment.cls_gt  # [B, A]
     cls_pos = cls_gt >= 0
-    labels = gt_labels.gather(1, cls_gt.clamp(min=0))  # [B, A]
     t = torch.ones(cls_gt.shape, device=cls_logits.device) if assignment.cls_target is None else assignment.cls_target
     soft = torch.where(cls_pos, t.float(), 0.0)  # [B, A]
-    targets = torch.zeros_like(cls_logits, dtype=torch.float32)
-    targets[cls_pos] = F.one_hot(labels[cls_pos], c).float()
-    targets = targets * soft[..., None]
+    targets = _one_hot_targets(cls_gt, cls_logits, gt_labels) * soft[..., None]
     keep = (cls_gt != IGNORED)[..., None]
     vfl = varifocal_poly_loss(cls_logits.float(), targets) * keep
     num_cls_pos = cls_pos.sum()

@@ -196,7 +196,7 @@ class Reservation:
         self.value = torch.zeros(b, a, device=device)
         self.owner = torch.zeros(b, a, dtype=torch.long, device=device)
         self.best = torch.zeros(b, g, dtype=torch.long, device=device)
-        self.prior_keys: Tensor | None = None  # [B * A], [B * G] int64 packed keys (pairs only, add_pairs)
+        self.prior_keys: Tensor | None = None  # [B * A], [B * G] int64 packed keys (windows only, add_block)
         self.gt_keys: Tensor | None = None
 
     def add(self, chunk: slice, criterion: Tensor) -> None:
@@ -219,10 +219,8 @@ class Reservation:
             first = torch.arange(b, device=value.device).repeat_interleave(g) * a  # [B * G] slot of prior 0
             self.gt_keys = _INDEX_END - first  # (0, prior 0)
         assert self.gt_keys is not None
-        bits = value.contiguous().view(torch.int32)  # [..., n] order-preserving for values >= 0
-        keys = _packed(bits, (_INDEX_END - local).int())
-        self.prior_keys.scatter_reduce_(0, slot.flatten(), keys.flatten(), "amax")
-        best = _packed(bits, (_INDEX_END - slot).int())  # each GT's best slot (the lowest on ties)
+        self.prior_keys.scatter_reduce_(0, slot.flatten(), pack_keys(value, local).flatten(), "amax")
+        best = pack_keys(value, slot)  # each GT's best slot (the lowest on ties)
         self.gt_keys.scatter_reduce_(0, gt, best.view(-1, gt.shape[0]).amax(0), "amax")
 
     def result(self, valid: Tensor, force_best: bool = True) -> tuple[Tensor, Tensor]:
@@ -245,17 +243,13 @@ def pack_keys(value: Tensor, index: Tensor) -> Tensor:
     """int64 keys ordered as (``value`` up, ``index`` down): the IEEE bits of ``value [P]`` (float32 >= 0, order
     preserving) in the high 32 bits, ``_INDEX_END - index`` in the low 32. The max of keys = the largest value,
     the lowest index among its ties; 0 = no entry."""
-    return (value.float().contiguous().view(torch.int32).long() << 32) + (_INDEX_END - index)
-
-
-def _packed(high: Tensor, low: Tensor) -> Tensor:
-    """int64 from int32 halves (``low`` broadcast to ``high``'s shape): two strided copies into one buffer
-    (little-endian: the low word first), several times faster than shifting or stacking."""
+    bits = value.float().contiguous().view(torch.int32)  # order-preserving for values >= 0
+    low = (_INDEX_END - index).int()  # broadcast to the values' shape
     if sys.byteorder != "little":
-        return (high.long() << 32) + low.long()
-    out = torch.empty((*high.shape, 2), dtype=torch.int32, device=high.device)
-    out[..., 0] = low
-    out[..., 1] = high
+        return (bits.long() << 32) + low.long()
+    out = torch.empty((*bits.shape, 2), dtype=torch.int32, device=bits.device)  # two strided copies: several
+    out[..., 0] = low  # times faster than shifting or stacking (little-endian: the low word first)
+    out[..., 1] = bits
     return out.view(torch.int64)[..., 0]
 
 
