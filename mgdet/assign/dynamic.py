@@ -13,9 +13,9 @@ Classification: quality = IoU_regressed; positives get the soft target t = that 
 Regression: quality = min(1, IoU_anchor x exp(p / sigma)), p = the score of the GT's class (the authors' 2021
 amplification, not the paper's power form); ``Assignment.reg_weight`` = that quality. No ignored priors.
 Counts of the two tasks are independent. Crowded anchor batches take both qualities from windows of the anchor
-grid (:mod:`mgdet.assign.sparse`; identical results). On FCOS points (not in the authors' code, which is anchor-based):
-the candidates are the points inside the GT on the right level (as mgdet's point rules) and centerness stands
-for IoU_anchor.
+grid (:mod:`mgdet.assign.sparse`; identical results). On FCOS points (not in the authors' code, which is
+anchor-based): the candidates are the points inside the GT on the right level (as mgdet's point rules) and
+centerness stands for IoU_anchor.
 """
 
 from __future__ import annotations
@@ -75,29 +75,30 @@ def dynamic_assign(
     scores = pred_scores.detach().float().transpose(1, 2)  # [B, C, A]
     points = priors.ranges is not None
     cls_res, reg_res = Reservation(b, g, a, preds.device), Reservation(b, g, a, preds.device)
-    anchor_blocks = None if points else sparse.windows(priors, gt_boxes, valid)
-    pred_blocks = None if anchor_blocks is None else sparse.windows(priors, gt_boxes, valid, preds)
-    if anchor_blocks is not None:  # crowded anchors: IoU_anchor in windows of the grid
+    anchor_blocks = None if points else sparse.windows(priors, gt_boxes, valid)  # crowded anchors: windows
+    pred_blocks = None if points else sparse.windows(priors, gt_boxes, valid, preds)
+    if anchor_blocks is not None:  # IoU_anchor in windows of the grid
         labels = gt_labels.clamp(min=0)
         for blk in anchor_blocks:
             p = sparse.block_scores(pred_scores.detach().float(), blk, labels)  # [K, R, C, n]
             reg_res.add_block(blk.gt, blk.local, blk.slot, amplified_exp(blk.iou, p, sigma))
-    if pred_blocks is not None:  # ... and IoU_regressed in the widened windows
+    if pred_blocks is not None:  # IoU_regressed in the widened windows
         for blk in pred_blocks:
             cls_res.add_block(blk.gt, blk.local, blk.slot, blk.iou)
-    for part in gt_chunks(b, g, a) if anchor_blocks is None or pred_blocks is None else []:  # the dense chunks
-        boxes = gt_boxes[:, part]  # [B, g, 4]
-        if pred_blocks is None:
-            iou_reg = box_iou(boxes, preds)  # [B, g, A]
-            if points:
-                cand, base = _point_candidates(priors, boxes, valid[:, part])
-                iou_reg = torch.where(cand, iou_reg, 0.0)
-            cls_res.add(part, torch.where(valid[:, part, None], iou_reg, 0.0))
-        if anchor_blocks is None:
-            p = scores.gather(1, gt_labels[:, part].clamp(min=0)[..., None].expand(-1, -1, a))  # [B, g, A]
-            if not points:
-                base = box_iou(boxes, priors.boxes.detach().float()[None])  # IoU_anchor [B, g, A]
-            reg_res.add(part, torch.where(valid[:, part, None], amplified_exp(base, p, sigma), 0.0))
+    if anchor_blocks is None or pred_blocks is None:  # the rest from the dense chunks
+        for part in gt_chunks(b, g, a):  # g GTs at a time: no [B, G, A] matrix when G is large
+            boxes = gt_boxes[:, part]  # [B, g, 4]
+            cand, base = _point_candidates(priors, boxes, valid[:, part]) if points else (None, None)
+            if pred_blocks is None:
+                iou_reg = box_iou(boxes, preds)  # [B, g, A]
+                if cand is not None:
+                    iou_reg = torch.where(cand, iou_reg, 0.0)
+                cls_res.add(part, torch.where(valid[:, part, None], iou_reg, 0.0))
+            if anchor_blocks is None:
+                if base is None:
+                    base = box_iou(boxes, priors.boxes.detach().float()[None])  # IoU_anchor [B, g, A]
+                p = scores.gather(1, gt_labels[:, part].clamp(min=0)[..., None].expand(-1, -1, a))  # [B, g, A]
+                reg_res.add(part, torch.where(valid[:, part, None], amplified_exp(base, p, sigma), 0.0))
     cls_gt, cls_target = _select(cls_res, valid, topq)
     reg_gt, reg_weight = _select(reg_res, valid, topq)
     return Assignment(cls_gt, reg_gt, cls_target=cls_target, reg_weight=reg_weight)
