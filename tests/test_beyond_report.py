@@ -47,3 +47,19 @@ def test_the_committed_runs_give_a_table_and_an_earlier_table_is_kept(tmp_path, 
     assert "| task-aligned (TOOD) | 0,1,2 | 43.9 ± 1.5 |" in md  # docs/results/assigners.md, same runs
     with pytest.raises(SystemExit, match="--overwrite"):
         mod.main()
+
+
+def test_baseline_seeds_come_from_both_the_h200_runs_and_the_cpu_runs(tmp_path, monkeypatch):
+    mod = _module()
+    metrics = {k: 0.5 for k in mod.METRICS}
+    for folder, seed in (("docs/results/h200_runs/runs/fssd_mbv2_tal_s0", 0),
+                         ("docs/results/beyond_runs/tal/fssd_mbv2_tal_s1", 1),
+                         ("docs/results/beyond_runs/mg_aligned/fssd_mbv2_mg_s0", 0)):  # fmt: skip
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "metrics.json").write_text(
+            json.dumps({"seed": seed, "metrics": metrics, "train_time_s": 60, "machine": "AMD EPYC"})
+        )
+    monkeypatch.setattr(mod, "ROOT", tmp_path)
+    monkeypatch.setattr(mod, "BEYOND", tmp_path / "docs/results/beyond_runs")
+    got = sorted((r["rule"], r["seed"], r["source"].split("/")[2]) for r in mod.load_runs())
+    assert got == [("mg_aligned", 0, "beyond_runs"), ("tal", 0, "h200_runs"), ("tal", 1, "beyond_runs")]
