@@ -1,0 +1,158 @@
+"""Positives per GT by object size, for several assignment rules on the same trained detector's predictions.
+
+Usage: ``python scripts/positives_by_size.py CHECKPOINT [CHECKPOINT ...] [--images 200] [--split train]
+[--rules iou,mg,mg_aligned,tal,mgd] [--out PATH]``
+
+For the first ``--images`` images (with objects) of the checkpoint's dataset, resized as at evaluation, the
+detector's predictions are assigned by every rule (:meth:`~mgdet.models.detector.Detector.assign`, the assignment
+training uses). Per rule and COCO size bin of the GT (area in the original image: small < 32², medium < 96²,
+large), pooled over the images: classification positives per GT, regression samples per GT, the share of GTs
+with at most one positive, the mean IoU of the positives' regressed boxes with their GT and the mean score of the
+GT's class at the positives. It shows where rules differ in how many and which anchors they train per object
+size (issue 25: MG's APl below task-aligned's). ``--out PATH`` writes ``PATH.md`` and ``PATH.json`` (never over
+an earlier file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mgdet.boxes import box_iou
+from mgdet.data import EvalTransform
+from mgdet.engine.builders import build_dataset
+from mgdet.engine.checkpoint import load_detector
+from mgdet.engine.config import from_dict
+from mgdet.utils.table import format_table
+
+#: rule key -> (strategy, changed assignment knobs)
+RULES = {
+    "iou": ("iou", {}),
+    "mg": ("mutual_guidance", {}),
+    "mg_aligned": ("mutual_guidance", {"mg_metric": "aligned"}),
+    "tal": ("task_aligned", {}),
+    "mgd": ("mutual_guidance_dynamic", {}),
+    "atss": ("atss", {}),
+}
+BINS = ("small", "medium", "large")
+SUMS = ("gts", "cls_pos", "reg_pos", "at_most_one", "iou_sum", "score_sum")
+
+
+def size_bins(boxes: np.ndarray) -> np.ndarray:
+    """[G] COCO size bin (0 small, 1 medium, 2 large) of ``boxes [G, 4]`` xyxy by area."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return np.digitize(area, [32.0**2, 96.0**2])
+
+
+def image_sums(cls_gt: torch.Tensor, reg_gt: torch.Tensor, bins: np.ndarray, gt_boxes: torch.Tensor,
+               pred_boxes: torch.Tensor, gt_scores: torch.Tensor) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per size bin sums for one image: ``cls_gt``/``reg_gt [A]`` GT index or < 0, ``bins [G]``, ``gt_boxes [G, 4]``,
+    ``pred_boxes [A, 4]``, ``gt_scores [A, G]`` (score of each GT's class at each anchor)."""
+    g = len(bins)
+    pos = cls_gt >= 0
+    cls_count = torch.bincount(cls_gt[pos], minlength=g).numpy()  # [G]
+    reg_count = torch.bincount(reg_gt[reg_gt >= 0], minlength=g).numpy()  # [G]
+    idx = cls_gt[pos]
+    iou = box_iou(pred_boxes[pos], gt_boxes).gather(1, idx[:, None])[:, 0]  # [P] IoU with own GT
+    score = gt_scores[pos].gather(1, idx[:, None])[:, 0]  # [P]
+    iou_per_gt = torch.zeros(g, dtype=torch.float64).index_add_(0, idx, iou.double()).numpy()
+    score_per_gt = torch.zeros(g, dtype=torch.float64).index_add_(0, idx, score.double()).numpy()
+    per_gt = {"gts": np.ones(g), "cls_pos": cls_count, "reg_pos": reg_count, "at_most_one": cls_count <= 1,
+              "iou_sum": iou_per_gt, "score_sum": score_per_gt}  # fmt: skip
+    return {k: np.bincount(bins, weights=v.astype(np.float64), minlength=3) for k, v in per_gt.items()}
+
+
+@torch.no_grad()
+def checkpoint_sums(path: str, rules: list[str], images: int, split: str) -> dict[str, np.ndarray]:
+    """Pooled :func:`image_sums` per rule -> ``{rule: [len(SUMS), 3]}`` over ``images`` images of ``split``."""
+    detector, cfg_dict = load_detector(path)
+    detector.eval()
+    cfg = from_dict(cfg_dict)
+    dataset = build_dataset(cfg.data, train=split == "train")
+    tf = EvalTransform(cfg.data.input_size)
+    totals = {r: np.zeros((len(SUMS), 3)) for r in rules}
+    bar = tqdm(total=images, desc=str(path))
+    done = 0
+    for i in range(len(dataset)):
+        if done == images:
+            break
+        img, t = dataset[i]
+        original = np.asarray(t["boxes"], np.float32).reshape(-1, 4)
+        x, boxes, labels = tf(img, original, np.asarray(t["labels"]))
+        if len(labels) == 0:
+            continue
+        gt, lab = torch.as_tensor(boxes).float(), torch.as_tensor(labels).long()
+        out = detector(x[None].float())
+        pred_boxes = detector.decode_boxes(out["box_deltas"].float())[0]  # [A, 4]
+        gt_scores = out["cls_logits"].float().sigmoid()[0][:, lab]  # [A, G]
+        for r in rules:
+            strategy, knobs = RULES[r]
+            a = detector.assign(out, gt[None], lab[None], strategy, replace(detector.assign_params, **knobs))
+            s = image_sums(a.cls_gt[0], a.reg_gt[0], size_bins(original), gt, pred_boxes, gt_scores)
+            totals[r] += np.stack([s[k] for k in SUMS])
+        done += 1
+        bar.update()
+    bar.close()
+    return totals
+
+
+def summary_rows(name: str, totals: dict[str, np.ndarray]) -> list[dict]:
+    """One row per rule and size bin: means per GT (positives) and per positive (IoU, score)."""
+    rows = []
+    for rule, t in totals.items():
+        s = dict(zip(SUMS, t))
+        for b, bin_name in enumerate(BINS):
+            n, pos = s["gts"][b], s["cls_pos"][b]
+            rows.append({"checkpoint": name, "rule": rule, "size": bin_name, "gts": int(n),
+                         "cls_pos_per_gt": s["cls_pos"][b] / max(n, 1), "reg_per_gt": s["reg_pos"][b] / max(n, 1),
+                         "at_most_one_pct": 100 * s["at_most_one"][b] / max(n, 1),
+                         "iou_pos": s["iou_sum"][b] / max(pos, 1),
+                         "score_pos": s["score_sum"][b] / max(pos, 1)})  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoints", nargs="+", help="mgdet checkpoints (RUN/last.pth, zoo:NAME)")
+    p.add_argument("--images", type=int, default=200, help="images with objects to pool (200)")
+    p.add_argument("--split", choices=("train", "val"), default="train", help="dataset split (train)")
+    p.add_argument("--rules", default="iou,mg,mg_aligned,tal,mgd", help=f"comma-separated, of {', '.join(RULES)}")
+    p.add_argument("--out", type=Path, help="write OUT.md and OUT.json (an existing file is never replaced)")
+    args = p.parse_args()
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        p.error(f"--rules: unknown {unknown}; choose from {', '.join(RULES)}")
+    if args.out:
+        for path in (args.out.with_suffix(".md"), args.out.with_suffix(".json")):
+            if path.exists():
+                p.error(f"--out: {path} exists; choose another path")
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    rows = [
+        row for c in args.checkpoints for row in summary_rows(c, checkpoint_sums(c, rules, args.images, args.split))
+    ]
+    table = format_table([[r["checkpoint"], r["rule"], r["size"], r["gts"], f"{r['cls_pos_per_gt']:.2f}",
+                           f"{r['reg_per_gt']:.2f}", f"{r['at_most_one_pct']:.1f}", f"{r['iou_pos']:.3f}",
+                           f"{r['score_pos']:.3f}"] for r in rows],
+                         ["checkpoint", "rule", "size", "GTs", "cls pos / GT", "reg / GT", "GTs ≤ 1 pos %",
+                          "IoU_reg of pos", "score of pos"], style="markdown")  # fmt: skip
+    print(table)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = "python scripts/positives_by_size.py " + " ".join(args.checkpoints)
+        args.out.with_suffix(".md").write_text(
+            f"Made by `{cmd} --images {args.images} --split {args.split} --rules {','.join(rules)}`\n\n{table}\n",
+            encoding="utf-8",
+        )
+        args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
