@@ -7,10 +7,10 @@ For the first ``--images`` images (with objects) of the checkpoint's dataset, re
 detector's predictions are assigned by every rule (:meth:`~mgdet.models.detector.Detector.assign`, the assignment
 training uses). Per rule and COCO size bin of the GT (area in the original image: small < 32², medium < 96²,
 large), pooled over the images: classification positives per GT, regression samples per GT, the share of GTs
-with at most one positive, the mean IoU of the positives' regressed boxes with their GT and the mean score of the
-GT's class at the positives. It shows where rules differ in how many and which anchors they train per object
-size (issue 25: MG's APl below task-aligned's). ``--out PATH`` writes ``PATH.md`` and ``PATH.json`` (never over
-an earlier file).
+with at most one positive, and, over the positives, the mean IoU of their regressed boxes with their GT, the mean
+score of the GT's class and the mean pyramid level (0 = finest). It shows how many and which anchors each rule
+trains per object size (issue 25: MG's APl below task-aligned's). ``--out PATH`` writes ``PATH.md`` and
+``PATH.json`` (never over an earlier file).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from mgdet.boxes import box_iou
@@ -41,7 +42,7 @@ RULES = {
     "atss": ("atss", {}),
 }
 BINS = ("small", "medium", "large")
-SUMS = ("gts", "cls_pos", "reg_pos", "at_most_one", "iou_sum", "score_sum")
+SUMS = ("gts", "cls_pos", "reg_pos", "at_most_one", "iou_sum", "score_sum", "level_sum")
 
 
 def size_bins(boxes: np.ndarray) -> np.ndarray:
@@ -50,10 +51,18 @@ def size_bins(boxes: np.ndarray) -> np.ndarray:
     return np.digitize(area, [32.0**2, 96.0**2])
 
 
-def image_sums(cls_gt: torch.Tensor, reg_gt: torch.Tensor, bins: np.ndarray, gt_boxes: torch.Tensor,
-               pred_boxes: torch.Tensor, gt_scores: torch.Tensor) -> dict[str, np.ndarray]:  # fmt: skip
+def image_sums(
+    cls_gt: Tensor,
+    reg_gt: Tensor,
+    bins: np.ndarray,
+    gt_boxes: Tensor,
+    pred_boxes: Tensor,
+    gt_scores: Tensor,
+    levels: Tensor,
+) -> dict[str, np.ndarray]:
     """Per size bin sums for one image: ``cls_gt``/``reg_gt [A]`` GT index or < 0, ``bins [G]``, ``gt_boxes [G, 4]``,
-    ``pred_boxes [A, 4]``, ``gt_scores [A, G]`` (score of each GT's class at each anchor)."""
+    ``pred_boxes [A, 4]``, ``gt_scores [A, G]`` (score of each GT's class at each anchor), ``levels [A]`` (pyramid
+    level of each anchor, 0 = finest)."""
     g = len(bins)
     pos = cls_gt >= 0
     cls_count = torch.bincount(cls_gt[pos], minlength=g).numpy()  # [G]
@@ -63,8 +72,9 @@ def image_sums(cls_gt: torch.Tensor, reg_gt: torch.Tensor, bins: np.ndarray, gt_
     score = gt_scores[pos].gather(1, idx[:, None])[:, 0]  # [P]
     iou_per_gt = torch.zeros(g, dtype=torch.float64).index_add_(0, idx, iou.double()).numpy()
     score_per_gt = torch.zeros(g, dtype=torch.float64).index_add_(0, idx, score.double()).numpy()
+    level_per_gt = torch.zeros(g, dtype=torch.float64).index_add_(0, idx, levels[pos].double()).numpy()
     per_gt = {"gts": np.ones(g), "cls_pos": cls_count, "reg_pos": reg_count, "at_most_one": cls_count <= 1,
-              "iou_sum": iou_per_gt, "score_sum": score_per_gt}  # fmt: skip
+              "iou_sum": iou_per_gt, "score_sum": score_per_gt, "level_sum": level_per_gt}  # fmt: skip
     return {k: np.bincount(bins, weights=v.astype(np.float64), minlength=3) for k, v in per_gt.items()}
 
 
@@ -77,6 +87,7 @@ def checkpoint_sums(path: str, rules: list[str], images: int, split: str) -> dic
     dataset = build_dataset(cfg.data, train=split == "train")
     tf = EvalTransform(cfg.data.input_size)
     totals = {r: np.zeros((len(SUMS), 3)) for r in rules}
+    levels = detector.priors().levels.cpu()  # [A]
     bar = tqdm(total=images, desc=str(path))
     done = 0
     for i in range(len(dataset)):
@@ -94,7 +105,7 @@ def checkpoint_sums(path: str, rules: list[str], images: int, split: str) -> dic
         for r in rules:
             strategy, knobs = RULES[r]
             a = detector.assign(out, gt[None], lab[None], strategy, replace(detector.assign_params, **knobs))
-            s = image_sums(a.cls_gt[0], a.reg_gt[0], size_bins(original), gt, pred_boxes, gt_scores)
+            s = image_sums(a.cls_gt[0], a.reg_gt[0], size_bins(original), gt, pred_boxes, gt_scores, levels)
             totals[r] += np.stack([s[k] for k in SUMS])
         done += 1
         bar.update()
@@ -113,7 +124,8 @@ def summary_rows(name: str, totals: dict[str, np.ndarray]) -> list[dict]:
                          "cls_pos_per_gt": s["cls_pos"][b] / max(n, 1), "reg_per_gt": s["reg_pos"][b] / max(n, 1),
                          "at_most_one_pct": 100 * s["at_most_one"][b] / max(n, 1),
                          "iou_pos": s["iou_sum"][b] / max(pos, 1),
-                         "score_pos": s["score_sum"][b] / max(pos, 1)})  # fmt: skip
+                         "score_pos": s["score_sum"][b] / max(pos, 1),
+                         "level_pos": s["level_sum"][b] / max(pos, 1)})  # fmt: skip
     return rows
 
 
@@ -140,9 +152,9 @@ def main() -> None:
     ]
     table = format_table([[r["checkpoint"], r["rule"], r["size"], r["gts"], f"{r['cls_pos_per_gt']:.2f}",
                            f"{r['reg_per_gt']:.2f}", f"{r['at_most_one_pct']:.1f}", f"{r['iou_pos']:.3f}",
-                           f"{r['score_pos']:.3f}"] for r in rows],
+                           f"{r['score_pos']:.3f}", f"{r['level_pos']:.2f}"] for r in rows],
                          ["checkpoint", "rule", "size", "GTs", "cls pos / GT", "reg / GT", "GTs ≤ 1 pos %",
-                          "IoU_reg of pos", "score of pos"], style="markdown")  # fmt: skip
+                          "IoU_reg of pos", "score of pos", "level of pos"], style="markdown")  # fmt: skip
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

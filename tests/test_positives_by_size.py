@@ -32,13 +32,15 @@ def test_image_sums_by_hand():
     cls_gt = torch.tensor([0, 0, 1, -1])
     reg_gt = torch.tensor([0, -1, 1, 1])
     scores = torch.tensor([[0.8, 0.0], [0.4, 0.0], [0.0, 0.3], [0.1, 0.1]])  # [A, G]
-    s = mod.image_sums(cls_gt, reg_gt, mod.size_bins(gt.numpy()), gt, pred, scores)
+    levels = torch.tensor([0, 1, 2, 3])
+    s = mod.image_sums(cls_gt, reg_gt, mod.size_bins(gt.numpy()), gt, pred, scores, levels)
     assert s["gts"].tolist() == [1, 0, 1]
     assert s["cls_pos"].tolist() == [2, 0, 1]
     assert s["reg_pos"].tolist() == [1, 0, 2]
     assert s["at_most_one"].tolist() == [0, 0, 1]
     assert s["iou_sum"] == pytest.approx([1.5, 0, 0.5])
     assert s["score_sum"] == pytest.approx([1.2, 0, 0.3])
+    assert s["level_sum"].tolist() == [1, 0, 2]
     rows = mod.summary_rows("ckpt", {"mg": np.stack([s[k] for k in mod.SUMS])})
     small = rows[0]
     assert (small["size"], small["cls_pos_per_gt"]) == ("small", 2)
