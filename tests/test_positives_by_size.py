@@ -45,3 +45,32 @@ def test_image_sums_by_hand():
     small = rows[0]
     assert (small["size"], small["cls_pos_per_gt"]) == ("small", 2)
     assert (small["iou_pos"], small["score_pos"]) == pytest.approx((0.75, 0.6))
+
+
+def test_checkpoint_sums_pool_every_gt_of_the_images(tiny_checkpoint, tiny_dataset):
+    from mgdet.data import EvalTransform
+    from mgdet.engine.builders import build_dataset
+    from mgdet.engine.checkpoint import load_detector
+    from mgdet.engine.config import from_dict
+
+    mod = _module()
+    totals = mod.checkpoint_sums(str(tiny_checkpoint), ["iou", "tal"], images=3, split="val")
+    # independently: the first 3 val images with objects, their GT count and the static positives
+    detector, cfg_dict = load_detector(str(tiny_checkpoint))
+    cfg = from_dict(cfg_dict)
+    dataset = build_dataset(cfg.data, train=False)
+    tf = EvalTransform(cfg.data.input_size)
+    gts = positives = images = 0
+    for i in range(len(dataset)):
+        img, t = dataset[i]
+        x, boxes, labels = tf(img, np.asarray(t["boxes"], np.float32).reshape(-1, 4), np.asarray(t["labels"]))
+        if len(labels) == 0:
+            continue
+        out = detector.eval()(x[None].float())
+        a = detector.assign(out, torch.as_tensor(boxes)[None], torch.as_tensor(labels).long()[None], "iou")
+        gts, positives, images = gts + len(labels), positives + int((a.cls_gt >= 0).sum()), images + 1
+        if images == 3:
+            break
+    for rule in ("iou", "tal"):
+        assert totals[rule][mod.SUMS.index("gts")].sum() == gts
+    assert totals["iou"][mod.SUMS.index("cls_pos")].sum() == positives
