@@ -49,6 +49,9 @@ STRATEGY_TABLE: tuple[StrategySpec, ...] = (
 #: How L2C ranks its candidates (``AssignParams.mg_metric``): the paper's IoU of the regressed box, or TOOD's
 #: aligned metric p ** tal_alpha * IoU ** tal_beta.
 L2C_METRICS: tuple[str, ...] = ("iou", "aligned")
+#: Regression samples of task-aligned assignment (``AssignParams.tal_reg``): its own positives (TOOD), or the
+#: paper's Classify to Localize samples (a hybrid: TOOD's classification labels, MG's regression half).
+TAL_REG: tuple[str, ...] = ("tal", "c2l")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class AssignParams:
     # fraction of the training steps (the trainer sets it per step)
     mg_lambda: float = 1.0
     mg_ramp: float = 0.0
+    # a hybrid (issue 25), off by default: task-aligned assignment's regression samples are its positives ("tal") or
+    # the paper's Classify to Localize samples ("c2l"; classification labels and soft targets unchanged)
+    tal_reg: str = "tal"
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> AssignParams:

@@ -83,8 +83,14 @@ def _task_aligned(q: Query) -> Assignment:
     assert q.pred_boxes is not None and q.pred_scores is not None  # validated: the table says it needs both
     inside = inside_pairs(q.priors.centres.float(), q.gt_boxes, q.valid, INSIDE_MARGIN)  # (bi, gi, ai) [P]
     p = q.params
-    return task_aligned_assign(inside, q.gt_boxes, q.gt_labels, q.pred_boxes, q.pred_scores, p.tal_topk, p.tal_alpha,
-                               p.tal_beta)  # fmt: skip
+    a = task_aligned_assign(inside, q.gt_boxes, q.gt_labels, q.pred_boxes, q.pred_scores, p.tal_topk, p.tal_alpha,
+                            p.tal_beta)  # fmt: skip
+    if p.tal_reg == "tal":
+        return a
+    if p.tal_reg != "c2l":
+        raise ValueError(f"tal_reg must be 'tal' or 'c2l', got {p.tal_reg!r}")
+    c2l = (ANCHOR_RULES if q.priors.ranges is None else POINT_RULES)["classify_to_localize"](q)
+    return replace(a, reg_gt=c2l.reg_gt)  # TOOD's classification labels, the paper's regression samples
 
 
 def _dynamic(q: Query) -> Assignment:

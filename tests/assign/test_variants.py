@@ -1,6 +1,6 @@
 """Variants of the paper's rule (issue 25, item 2): L2C ranked by TOOD's aligned metric, and the static-to-mutual
 interpolation (mg_lambda) with its ramp (mg_ramp). Batched = the per-image reference loop; lambda = 0 gives the
-static labels; the defaults give the paper's rule."""
+static labels; the defaults give the paper's rule. The hybrid tal_reg: c2l = TOOD's labels + the paper's C2L."""
 
 from __future__ import annotations
 
@@ -100,3 +100,26 @@ def test_bad_variant_values_are_refused():
     with pytest.raises(ValueError, match="anchors only"):
         assign("mutual_guidance", points, gt, labels, pred_pts, scores[:, : points.num],
                AssignParams(mg_metric="aligned"))  # fmt: skip
+
+
+def _points_batch():
+    sizes = [(16, 16), (8, 8), (4, 4), (2, 2)]
+    pts, st, rg = generate_points((8, 16, 32, 64), sizes, level_ranges(4))
+    points = point_priors(pts, st, rg, [h * w for h, w in sizes])
+    _, gt, labels, _, _ = _batch(4)
+    gen = torch.Generator().manual_seed(1)
+    pred = torch.cat([pts - 12, pts + 12], -1)[None] + torch.rand(2, points.num, 4, generator=gen) * 8
+    return points, gt, labels, pred, torch.rand(2, points.num, 5, generator=gen)
+
+
+@pytest.mark.parametrize("kind", ["anchors", "points"])
+def test_task_aligned_with_c2l_regression_samples_is_the_composition(kind):
+    priors, gt, labels, pred, scores = _batch(2) if kind == "anchors" else _points_batch()
+    got = assign("task_aligned", priors, gt, labels, pred, scores, AssignParams(tal_reg="c2l"))
+    tal = assign("task_aligned", priors, gt, labels, pred, scores)
+    c2l = assign("classify_to_localize", priors, gt, labels, pred, scores)
+    assert torch.equal(got.cls_gt, tal.cls_gt) and torch.equal(got.cls_target, tal.cls_target)
+    assert torch.equal(got.reg_gt, c2l.reg_gt)
+    assert not torch.equal(got.reg_gt, tal.reg_gt)  # the hybrid really changes the regression samples
+    with pytest.raises(ValueError, match="tal_reg"):
+        assign("task_aligned", priors, gt, labels, pred, scores, AssignParams(tal_reg="mg"))

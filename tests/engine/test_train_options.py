@@ -120,7 +120,9 @@ def test_mg_ramp_and_metric_reach_the_assignment_and_the_checkpoint(tiny_dataset
     assert det.assign_params.mg_ramp == 0.5 and det.assign_params.mg_metric == "aligned"
 
 
-@pytest.mark.parametrize(("key", "value"), [("mg_metric", "pu6"), ("mg_lambda", 1.5), ("mg_ramp", -0.1)])
+@pytest.mark.parametrize(
+    ("key", "value"), [("mg_metric", "pu6"), ("mg_lambda", 1.5), ("mg_ramp", -0.1), ("tal_reg", "mg")]
+)
 def test_bad_variant_keys_are_config_errors(tiny_dataset, tmp_path, key, value):
     from mgdet.engine.config import ConfigError
 
