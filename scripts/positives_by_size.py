@@ -30,17 +30,21 @@ from mgdet.data import EvalTransform
 from mgdet.engine.builders import build_dataset
 from mgdet.engine.checkpoint import load_detector
 from mgdet.engine.config import from_dict
+from mgdet.strategies import AssignParams
 from mgdet.utils.table import format_table
 
-#: rule key -> (strategy, changed assignment knobs)
+#: rule key -> (strategy, variant knobs); the other knobs are the checkpoint's (its sigma, top-k...)
 RULES = {
     "iou": ("iou", {}),
     "mg": ("mutual_guidance", {}),
     "mg_aligned": ("mutual_guidance", {"mg_metric": "aligned"}),
     "tal": ("task_aligned", {}),
+    "tal_c2l": ("task_aligned", {"tal_reg": "c2l"}),
     "mgd": ("mutual_guidance_dynamic", {}),
     "atss": ("atss", {}),
 }
+#: the variant knobs, reset to their defaults before a rule's own (a checkpoint trained with a variant stores them)
+VARIANT_KNOBS = ("mg_soft_target", "mg_metric", "mg_lambda", "mg_ramp", "tal_reg")
 BINS = ("small", "medium", "large")
 SUMS = ("gts", "cls_pos", "reg_pos", "at_most_one", "iou_sum", "score_sum", "level_sum")
 
@@ -88,6 +92,7 @@ def checkpoint_sums(path: str, rules: list[str], images: int, split: str) -> dic
     tf = EvalTransform(cfg.data.input_size)
     totals = {r: np.zeros((len(SUMS), 3)) for r in rules}
     levels = detector.priors().levels.cpu()  # [A]
+    base = replace(detector.assign_params, **{k: getattr(AssignParams(), k) for k in VARIANT_KNOBS})
     bar = tqdm(total=images, desc=str(path))
     done = 0
     for i in range(len(dataset)):
@@ -104,7 +109,7 @@ def checkpoint_sums(path: str, rules: list[str], images: int, split: str) -> dic
         gt_scores = out["cls_logits"].float().sigmoid()[0][:, lab]  # [A, G]
         for r in rules:
             strategy, knobs = RULES[r]
-            a = detector.assign(out, gt[None], lab[None], strategy, replace(detector.assign_params, **knobs))
+            a = detector.assign(out, gt[None], lab[None], strategy, replace(base, **knobs))
             s = image_sums(a.cls_gt[0], a.reg_gt[0], size_bins(original), gt, pred_boxes, gt_scores, levels)
             totals[r] += np.stack([s[k] for k in SUMS])
         done += 1

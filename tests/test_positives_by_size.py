@@ -74,3 +74,24 @@ def test_checkpoint_sums_pool_every_gt_of_the_images(tiny_checkpoint, tiny_datas
     for rule in ("iou", "tal"):
         assert totals[rule][mod.SUMS.index("gts")].sum() == gts
     assert totals["iou"][mod.SUMS.index("cls_pos")].sum() == positives
+
+
+def test_a_rule_ignores_the_variant_the_checkpoint_was_trained_with(tiny_checkpoint, tmp_path, monkeypatch):
+    """A checkpoint trained with mg_metric: aligned: the "mg" rule is still the paper's rule (its labels differ
+    from "mg_aligned" on the same predictions)."""
+    from mgdet.engine import checkpoint
+
+    mod = _module()
+    original = checkpoint.load_detector
+
+    def aligned(path):
+        det, cfg = original(path)
+        det.assign_params = mod.replace(det.assign_params, mg_metric="aligned")
+        return det, cfg
+
+    monkeypatch.setattr(mod, "load_detector", aligned)
+    calls = []
+    monkeypatch.setattr(mod, "image_sums", lambda *a: calls.append(a[0].clone()) or {k: np.zeros(3) for k in mod.SUMS})
+    mod.checkpoint_sums(str(tiny_checkpoint), ["mg", "mg_aligned"], images=3, split="val")
+    paper, variant = calls[0::2], calls[1::2]
+    assert any(not torch.equal(p, v) for p, v in zip(paper, variant))
