@@ -52,6 +52,9 @@ L2C_METRICS: tuple[str, ...] = ("iou", "aligned")
 #: Regression samples of task-aligned assignment (``AssignParams.tal_reg``): its own positives (TOOD), or the
 #: paper's Classify to Localize samples (a hybrid: TOOD's classification labels, MG's regression half).
 TAL_REG: tuple[str, ...] = ("tal", "c2l")
+#: Regression samples of Mutual Guidance (``AssignParams.mg_reg``): the paper's Classify to Localize samples, or its
+#: classification positives (one set of anchors for both tasks, as task-aligned assignment).
+MG_REG: tuple[str, ...] = ("c2l", "cls")
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ class AssignParams:
     # a hybrid (issue 25), off by default: task-aligned assignment's regression samples are its positives ("tal") or
     # the paper's Classify to Localize samples ("c2l"; classification labels and soft targets unchanged)
     tal_reg: str = "tal"
+    # a variant (issue 25), off by default: Mutual Guidance's regression samples are C2L's ("c2l", the paper) or its
+    # classification positives ("cls": the L2C labels guide both tasks, nothing ties regression to IoU_anchor)
+    mg_reg: str = "c2l"
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> AssignParams:

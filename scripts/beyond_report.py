@@ -34,6 +34,11 @@ RULES = (
     ("mg_aligned", "MG, L2C by p·u⁶ (mg_metric: aligned)", ("{beyond}/mg_aligned/{det}_*",)),
     ("mg_aligned_soft", "MG, p·u⁶ + soft target", ("{beyond}/mg_aligned_soft/{det}_*",)),
     ("mg_ramp", "MG, ramp from static (mg_ramp: 0.3)", ("{beyond}/mg_ramp/{det}_*",)),
+    (
+        "mg_aligned_shared",
+        "MG p·u⁶, regression on its cls positives (mg_reg: cls)",
+        ("{beyond}/mg_aligned_shared/{det}_*",),
+    ),
     ("tal_c2l", "TAL labels + MG's C2L samples (tal_reg: c2l)", ("{beyond}/tal_c2l/{det}_*",)),
 )
 DETECTORS = {"retinanet_mbv2": "RetinaNet-MobileNetV2", "fssd_mbv2": "FSSD-MobileNetV2"}

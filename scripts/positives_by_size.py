@@ -38,13 +38,14 @@ RULES = {
     "iou": ("iou", {}),
     "mg": ("mutual_guidance", {}),
     "mg_aligned": ("mutual_guidance", {"mg_metric": "aligned"}),
+    "mg_aligned_shared": ("mutual_guidance", {"mg_metric": "aligned", "mg_reg": "cls"}),
     "tal": ("task_aligned", {}),
     "tal_c2l": ("task_aligned", {"tal_reg": "c2l"}),
     "mgd": ("mutual_guidance_dynamic", {}),
     "atss": ("atss", {}),
 }
 #: the variant knobs, reset to their defaults before a rule's own (a checkpoint trained with a variant stores them)
-VARIANT_KNOBS = ("mg_soft_target", "mg_metric", "mg_lambda", "mg_ramp", "tal_reg")
+VARIANT_KNOBS = ("mg_soft_target", "mg_metric", "mg_lambda", "mg_ramp", "tal_reg", "mg_reg")
 BINS = ("small", "medium", "large")
 SUMS = ("gts", "cls_pos", "reg_pos", "at_most_one", "iou_sum", "score_sum", "level_sum")
 

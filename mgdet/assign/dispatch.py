@@ -16,7 +16,15 @@ import torch
 from torch import Tensor
 
 from mgdet.assign.atss import atss_assign, virtual_anchors
-from mgdet.assign.core import INSIDE_MARGIN, Assignment, all_negative, inside_pairs, prepare_gt, validate_inputs
+from mgdet.assign.core import (
+    INSIDE_MARGIN,
+    NEGATIVE,
+    Assignment,
+    all_negative,
+    inside_pairs,
+    prepare_gt,
+    validate_inputs,
+)
 from mgdet.assign.dynamic import dynamic_assign
 from mgdet.assign.fcos import fcos_paper_assign
 from mgdet.assign.paper import paper_assign, regressed_iou_target
@@ -40,7 +48,7 @@ class Query:
 
 def _paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
     def rule(q: Query) -> Assignment:
-        return _soft(l2c, q, _hard(q))
+        return _soft(l2c, q, _shared(l2c and c2l, q, _hard(q)))
 
     def _hard(q: Query) -> Assignment:
         return paper_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
@@ -58,9 +66,18 @@ def _fcos_paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
                              "anchors only, not for FCOS points")  # fmt: skip
         hard = fcos_paper_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
                                  l2c=l2c, c2l=c2l, sigma=q.params.sigma, radius=q.params.fcos_radius)  # fmt: skip
-        return _soft(l2c, q, hard)
+        return _soft(l2c, q, _shared(l2c and c2l, q, hard))
 
     return rule
+
+
+def _shared(mg: bool, q: Query, a: Assignment) -> Assignment:
+    """Mutual Guidance with ``mg_reg: cls``: the regression samples are the classification positives."""
+    if q.params.mg_reg == "c2l" or not mg:
+        return a
+    if q.params.mg_reg != "cls":
+        raise ValueError(f"mg_reg must be 'c2l' or 'cls', got {q.params.mg_reg!r}")
+    return replace(a, reg_gt=torch.where(a.cls_gt >= 0, a.cls_gt, NEGATIVE))
 
 
 def _soft(l2c: bool, q: Query, a: Assignment) -> Assignment:

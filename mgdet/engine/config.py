@@ -26,7 +26,7 @@ from mgdet.errors import MgdetError
 from mgdet.limits import MAX_HEAD_DEPTH, MAX_INPUT_SIZE, MAX_WIDTH
 from mgdet.losses import LOSS_STYLES, LossConfig
 from mgdet.postprocess import PAPER_POSTPROCESS
-from mgdet.strategies import L2C_METRICS, STRATEGIES, TAL_REG, AssignParams
+from mgdet.strategies import L2C_METRICS, MG_REG, STRATEGIES, TAL_REG, AssignParams
 
 
 class ConfigError(MgdetError, ValueError):
@@ -97,6 +97,7 @@ class TrainConfig:
     mg_lambda: float = _ASSIGN.mg_lambda  # static (0) .. mutual (1, the paper) criteria of L2C / C2L
     mg_ramp: float = _ASSIGN.mg_ramp  # > 0: mg_lambda ramps up from 0 over this fraction of the training steps
     tal_reg: str = _ASSIGN.tal_reg  # task-aligned's regression samples: tal (its positives) | c2l (the paper's C2L)
+    mg_reg: str = _ASSIGN.mg_reg  # mutual_guidance's regression samples: c2l (the paper) | cls (its cls positives)
     epochs: int = 250
     batch_size: int = 32  # total over all processes
     optimizer: str = "sgd"  # sgd | adamw
@@ -264,6 +265,7 @@ def validate(cfg: RunConfig, source: str = "config") -> RunConfig:
         (0.0 <= t.mg_lambda <= 1.0, "train.mg_lambda must be in [0, 1]"),
         (0.0 <= t.mg_ramp <= 1.0, "train.mg_ramp must be in [0, 1] (a fraction of the training steps)"),
         (t.tal_reg in TAL_REG, f"train.tal_reg must be one of {', '.join(TAL_REG)}"),
+        (t.mg_reg in MG_REG, f"train.mg_reg must be one of {', '.join(MG_REG)}"),
         (cfg.loss.style in LOSS_STYLES, f"loss.style must be one of {', '.join(LOSS_STYLES)}"),
         (cfg.loss.style == "mgdet" or cfg.model.name != "fcos", "loss.style authors is for anchor detectors, not fcos"),
         (d.augment in AUGMENT_MODES, "data.augment must be true, false, ssd, flip or none"),

@@ -4,6 +4,8 @@ static labels; the defaults give the paper's rule. The hybrid tal_reg: c2l = TOO
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -123,3 +125,21 @@ def test_task_aligned_with_c2l_regression_samples_is_the_composition(kind):
     assert not torch.equal(got.reg_gt, tal.reg_gt)  # the hybrid really changes the regression samples
     with pytest.raises(ValueError, match="tal_reg"):
         assign("task_aligned", priors, gt, labels, pred, scores, AssignParams(tal_reg="mg"))
+
+
+@pytest.mark.parametrize("kind", ["anchors", "points"])
+def test_mg_reg_cls_gives_the_classification_positives_as_regression_samples(kind):
+    priors, gt, labels, pred, scores = _batch(3) if kind == "anchors" else _points_batch()
+    params = AssignParams(mg_reg="cls") if kind == "points" else AssignParams(mg_reg="cls", mg_metric="aligned")
+    got = assign("mutual_guidance", priors, gt, labels, pred, scores, params)
+    mg = assign("mutual_guidance", priors, gt, labels, pred, scores, replace(params, mg_reg="c2l"))
+    assert torch.equal(got.cls_gt, mg.cls_gt)  # the labels are MG's (here: ranked by the aligned metric)
+    expected = torch.where(mg.cls_gt >= 0, mg.cls_gt, torch.full_like(mg.cls_gt, -1))
+    assert torch.equal(got.reg_gt, expected) and not torch.equal(got.reg_gt, mg.reg_gt)
+    # the other paper strategies ignore it (L2C and C2L alone keep their static other half)
+    for strategy in ("localize_to_classify", "classify_to_localize"):
+        a = assign(strategy, priors, gt, labels, pred, scores, replace(params, mg_reg="cls"))
+        b = assign(strategy, priors, gt, labels, pred, scores, replace(params, mg_reg="c2l"))
+        assert torch.equal(a.reg_gt, b.reg_gt) and torch.equal(a.cls_gt, b.cls_gt)
+    with pytest.raises(ValueError, match="mg_reg"):
+        assign("mutual_guidance", priors, gt, labels, pred, scores, AssignParams(mg_reg="tal"))

@@ -121,7 +121,8 @@ def test_mg_ramp_and_metric_reach_the_assignment_and_the_checkpoint(tiny_dataset
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("mg_metric", "pu6"), ("mg_lambda", 1.5), ("mg_ramp", -0.1), ("tal_reg", "mg")]
+    ("key", "value"),
+    [("mg_metric", "pu6"), ("mg_lambda", 1.5), ("mg_ramp", -0.1), ("tal_reg", "mg"), ("mg_reg", "tal")],
 )
 def test_bad_variant_keys_are_config_errors(tiny_dataset, tmp_path, key, value):
     from mgdet.engine.config import ConfigError
