@@ -92,18 +92,19 @@ def report(runs: list[dict], out: Path) -> None:
         if not rows:
             continue
         lines += [f"## {det_label}", "",
-                  "| rule | seeds | " + " | ".join(METRICS) + " | training min | machine |",
+                  "| rule | seeds | " + " | ".join(METRICS) + " | training min (per machine) | machine |",
                   "|---|---:|" + "---:|" * len(METRICS) + "---:|---|"]  # fmt: skip
         for key, label, _ in RULES:
             cell = [r for r in rows if r["rule"] == key]
             if not cell:
                 continue
             stats = {m: _mean_std([r["metrics"][m] for r in cell]) for m in METRICS}
-            minutes = statistics.mean(r["train_min"] for r in cell)
-            machines = "; ".join(sorted({r["machine"].split(",")[0] for r in cell}))
+            machines = sorted({r["machine"].split(",")[0] for r in cell})
+            minutes = "; ".join(f"{statistics.mean(r['train_min'] for r in cell if r['machine'].startswith(m)):.0f}"
+                                for m in machines)  # fmt: skip
             seeds = ",".join(str(s) for s in sorted(r["seed"] for r in cell))
             lines.append(f"| {label} | {seeds} | " + " | ".join(stats[m] for m in METRICS)
-                         + f" | {minutes:.0f} | {machines} |")  # fmt: skip
+                         + f" | {minutes} | {'; '.join(machines)} |")  # fmt: skip
             summary.setdefault(det, {})[key] = {m: statistics.mean(r["metrics"][m] for r in cell) for m in METRICS}
         for ref in ("mg", "tal"):
             lines += ["", f"Paired differences against {labels[ref]} (same seeds; per seed in brackets):", "",
