@@ -30,6 +30,7 @@ from mgdet.data import EvalTransform
 from mgdet.engine.builders import build_dataset
 from mgdet.engine.checkpoint import load_detector
 from mgdet.engine.config import from_dict
+from mgdet.errors import MgdetError
 from mgdet.strategies import AssignParams
 from mgdet.utils.table import format_table
 
@@ -153,9 +154,12 @@ def main() -> None:
                 p.error(f"--out: {path} exists; choose another path")
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    rows = [
-        row for c in args.checkpoints for row in summary_rows(c, checkpoint_sums(c, rules, args.images, args.split))
-    ]
+    try:
+        rows = [
+            row for c in args.checkpoints for row in summary_rows(c, checkpoint_sums(c, rules, args.images, args.split))
+        ]
+    except MgdetError as e:  # a missing or foreign checkpoint, a dataset that is not there: the message names it
+        raise SystemExit(f"positives_by_size: {e}") from None
     table = format_table([[r["checkpoint"], r["rule"], r["size"], r["gts"], f"{r['cls_pos_per_gt']:.2f}",
                            f"{r['reg_per_gt']:.2f}", f"{r['at_most_one_pct']:.1f}", f"{r['iou_pos']:.3f}",
                            f"{r['score_pos']:.3f}", f"{r['level_pos']:.2f}"] for r in rows],

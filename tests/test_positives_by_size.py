@@ -95,3 +95,10 @@ def test_a_rule_ignores_the_variant_the_checkpoint_was_trained_with(tiny_checkpo
     mod.checkpoint_sums(str(tiny_checkpoint), ["mg", "mg_aligned"], images=3, split="val")
     paper, variant = calls[0::2], calls[1::2]
     assert any(not torch.equal(p, v) for p, v in zip(paper, variant))
+
+
+def test_a_missing_checkpoint_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    mod = _module()
+    monkeypatch.setattr("sys.argv", ["positives_by_size.py", str(tmp_path / "none.pth")])
+    with pytest.raises(SystemExit, match="none.pth: checkpoint not found"):
+        mod.main()
