@@ -121,6 +121,30 @@ def test_mg_ramp_and_metric_reach_the_assignment_and_the_checkpoint(tiny_dataset
 
 
 @pytest.mark.parametrize(
+    ("strategy", "key", "value"), [("task_aligned", "tal_reg", "c2l"), ("mutual_guidance", "mg_reg", "cls")]
+)
+def test_regression_sample_variants_reach_the_assignment_and_the_checkpoint(tiny_dataset, tmp_path, monkeypatch,
+                                                                            strategy, key, value):  # fmt: skip
+    """train.tal_reg / train.mg_reg (issue 25's hybrids) are passed to the assignment and stored with the detector."""
+    from mgdet.models.detector import Detector
+
+    seen = []
+    original = Detector.loss
+
+    def spy(self, outputs, gt_boxes, gt_labels, strategy, params=None):
+        seen.append((strategy, getattr(params, key)))
+        return original(self, outputs, gt_boxes, gt_labels, strategy, params)
+
+    monkeypatch.setattr(Detector, "loss", spy)
+    cfg = from_dict(tiny_config(tiny_dataset, tmp_path / "r", epochs=1, max_iters=2, eval_interval=0,
+                                strategy=strategy, **{key: value}))  # fmt: skip
+    cfg.data.augment = "flip"
+    train(cfg, progress=False, tensorboard=False, evaluate_at_end=False)
+    assert seen == [(strategy, value)] * 2
+    assert getattr(load_detector(tmp_path / "r" / "last.pth")[0].assign_params, key) == value
+
+
+@pytest.mark.parametrize(
     ("key", "value"),
     [("mg_metric", "pu6"), ("mg_lambda", 1.5), ("mg_ramp", -0.1), ("tal_reg", "mg"), ("mg_reg", "tal")],
 )
