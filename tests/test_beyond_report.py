@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "beyond_report.py"
+from conftest import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("beyond_report", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("beyond_report")
 
 
 def _run(rule: str, seed: int, ap: float, ap75: float) -> dict:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "positives_by_size.py"
+from conftest import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("positives_by_size", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("positives_by_size")
 
 
 def test_size_bins_follow_coco_area_thresholds():

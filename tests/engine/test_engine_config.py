@@ -2,6 +2,7 @@ import glob
 
 import pytest
 import yaml
+from conftest import load_script
 
 from mgdet.engine.config import ConfigError, RunConfig, apply_overrides, from_dict, load_config
 
@@ -15,7 +16,6 @@ def test_defaults_are_the_paper_recipe():
 
 
 def test_every_shipped_config_loads_and_is_up_to_date():
-    import importlib.util
     from pathlib import Path
 
     files = sorted(glob.glob("configs/voc/*.yaml") + glob.glob("configs/coco/*.yaml"))
@@ -23,9 +23,7 @@ def test_every_shipped_config_loads_and_is_up_to_date():
     for f in files:
         cfg = load_config(f)
         assert cfg.train.epochs == (250 if "/voc/" in f else 140)
-    spec = importlib.util.spec_from_file_location("make_configs", "scripts/make_configs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("make_configs")
     for rel, text in mod.all_configs().items():
         assert Path("configs", rel).read_text() == text, f"configs/{rel} is stale: run scripts/make_configs.py"
 
