@@ -13,38 +13,20 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
-from mgdet.data import EvalTransform
-from mgdet.engine.builders import build_dataset
 from mgdet.engine.checkpoint import load_detector
-from mgdet.engine.config import from_dict
 from mgdet.utils.table import format_table
-from mgdet.viz.assignment import detector_assignments, overlap_summary, overlap_sums
+from mgdet.viz.assignment import detector_assignments, overlap_summary, overlap_sums, run_images
 
 
 def checkpoint_overlap(path: str, images: int, split: str, progress: bool = True) -> dict[str, float]:
     """:func:`overlap_summary` of one checkpoint over the first ``images`` non-empty images of ``split``."""
     detector, cfg_dict = load_detector(path)
-    cfg = from_dict(cfg_dict)
-    dataset = build_dataset(cfg.data, train=split == "train")
-    tf = EvalTransform(cfg.data.input_size)
     sums = []
-    bar = tqdm(total=images, desc=path, disable=not progress)
-    for i in range(len(dataset)):
-        if len(sums) == images:
-            break
-        img, t = dataset[i]
-        x, boxes, labels = tf(img, np.asarray(t["boxes"], np.float32), np.asarray(t["labels"]))
-        if len(labels) == 0:
-            continue
-        b, lab = torch.as_tensor(boxes), torch.as_tensor(labels)
+    for x, b, lab, _ in run_images(cfg_dict, images, split, desc=path, progress=progress):
         a, _, pred_boxes, pred_scores = detector_assignments(detector, x, b, lab)
         sums.append(overlap_sums(a, b, lab, pred_boxes, pred_scores))
-        bar.update()
-    bar.close()
     return overlap_summary(sums)
 
 

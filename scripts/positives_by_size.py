@@ -23,16 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from mgdet.boxes import box_iou
-from mgdet.data import EvalTransform
-from mgdet.engine.builders import build_dataset
 from mgdet.engine.checkpoint import load_detector
-from mgdet.engine.config import from_dict
 from mgdet.errors import MgdetError
 from mgdet.strategies import AssignParams
 from mgdet.utils.table import format_table
+from mgdet.viz.assignment import run_images
 
 #: rule key -> (strategy, variant knobs); the other knobs are the checkpoint's (its sigma, top-k...)
 RULES = {
@@ -89,23 +86,10 @@ def checkpoint_sums(path: str, rules: list[str], images: int, split: str) -> dic
     """Pooled :func:`image_sums` per rule -> ``{rule: [len(SUMS), 3]}`` over ``images`` images of ``split``."""
     detector, cfg_dict = load_detector(path)
     detector.eval()
-    cfg = from_dict(cfg_dict)
-    dataset = build_dataset(cfg.data, train=split == "train")
-    tf = EvalTransform(cfg.data.input_size)
     totals = {r: np.zeros((len(SUMS), 3)) for r in rules}
     levels = detector.priors().levels.cpu()  # [A]
     base = replace(detector.assign_params, **{k: getattr(AssignParams(), k) for k in VARIANT_KNOBS})
-    bar = tqdm(total=images, desc=str(path))
-    done = 0
-    for i in range(len(dataset)):
-        if done == images:
-            break
-        img, t = dataset[i]
-        original = np.asarray(t["boxes"], np.float32).reshape(-1, 4)
-        x, boxes, labels = tf(img, original, np.asarray(t["labels"]))
-        if len(labels) == 0:
-            continue
-        gt, lab = torch.as_tensor(boxes).float(), torch.as_tensor(labels).long()
+    for x, gt, lab, original in run_images(cfg_dict, images, split, desc=str(path)):
         out = detector(x[None].float())
         pred_boxes = detector.decode_boxes(out["box_deltas"].float())[0]  # [A, 4]
         gt_scores = out["cls_logits"].float().sigmoid()[0][:, lab]  # [A, G]
@@ -114,9 +98,6 @@ def checkpoint_sums(path: str, rules: list[str], images: int, split: str) -> dic
             a = detector.assign(out, gt[None], lab[None], strategy, replace(base, **knobs))
             s = image_sums(a.cls_gt[0], a.reg_gt[0], size_bins(original), gt, pred_boxes, gt_scores, levels)
             totals[r] += np.stack([s[k] for k in SUMS])
-        done += 1
-        bar.update()
-    bar.close()
     return totals
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Rectangle
 from torch import Tensor
+from tqdm import tqdm
 
 from mgdet.assign import Assignment, AssignParams, amplified_iou, assign
 from mgdet.boxes import elementwise_iou
+from mgdet.data import EvalTransform
+from mgdet.engine.builders import build_dataset
+from mgdet.engine.config import from_dict
 from mgdet.viz.common import GREEN, GT_COLOUR, RED, YELLOW, save_figure, to_hwc_uint8
 
 #: The three assignments compared (keys of :func:`strategy_assignments`).
@@ -104,6 +108,33 @@ def detector_predictions(detector: torch.nn.Module, image: Tensor) -> tuple[Tens
     pred_boxes = detector.decode_boxes(out["box_deltas"].float())[0]  # [A, 4]
     pred_scores = out["cls_logits"].float().sigmoid()[0]  # [A, C]
     return pred_boxes.cpu(), pred_scores.cpu()
+
+
+def run_images(
+    cfg_dict: dict[str, Any], images: int, split: str, desc: str = "", progress: bool = True
+) -> Iterator[tuple[Tensor, Tensor, Tensor, np.ndarray]]:
+    """The first ``images`` images with objects of a run's dataset (``cfg_dict``: a checkpoint's config),
+    ``split`` "train" or "val", resized as at evaluation, with a progress bar.
+
+    Yields image ``[3, S, S]``, boxes ``[G, 4]`` float S-pixels, labels ``[G]`` long and the boxes in source
+    pixels ``[G, 4]`` (numpy, for COCO size bins).
+    """
+    cfg = from_dict(cfg_dict)
+    dataset = build_dataset(cfg.data, train=split == "train")
+    tf = EvalTransform(cfg.data.input_size)
+    done = 0
+    with tqdm(total=images, desc=desc, disable=not progress) as bar:
+        for i in range(len(dataset)):
+            if done == images:
+                return
+            img, t = dataset[i]
+            original = np.asarray(t["boxes"], np.float32).reshape(-1, 4)
+            x, boxes, labels = tf(img, original, np.asarray(t["labels"]))
+            if len(labels) == 0:
+                continue
+            yield x, torch.as_tensor(boxes).float(), torch.as_tensor(labels).long(), original
+            done += 1
+            bar.update()
 
 
 @torch.no_grad()

@@ -428,3 +428,29 @@ def test_cli_visualize_checks_the_class_names_like_eval(tmp_path: Path, tiny_che
         err = capsys.readouterr().err
         assert str(names) in err and str(list(reversed(names))) in err and len(err.strip().splitlines()) == 1
         assert main([*args, "--class-map", "same-names"]) == 0
+
+
+def test_run_images_yields_the_first_images_with_objects_resized(tiny_checkpoint: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from mgdet.engine.checkpoint import load_detector
+    from mgdet.viz.assignment import run_images
+
+    _, cfg = load_detector(str(tiny_checkpoint))
+    root, size = Path(cfg["data"]["root"]), cfg["data"]["input_size"]
+    expected = []  # independently, from the VOC files: (width, height, boxes) of the first 3 images with objects
+    for name in (root / "ImageSets" / "Main" / "val.txt").read_text().split():
+        xml = ET.parse(root / "Annotations" / f"{name}.xml").getroot()
+        boxes = [[float(o.find("bndbox").find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]
+                 for o in xml.iter("object")]  # fmt: skip
+        if boxes:
+            expected.append((int(xml.find("size/width").text), int(xml.find("size/height").text), np.array(boxes)))
+    got = list(run_images(cfg, 3, "val", progress=False))
+    assert len(got) == 3
+    for (x, boxes, labels, original), (w, h, xml_boxes) in zip(got, expected[:3]):
+        assert x.shape == (3, size, size) and boxes.dtype == torch.float32 and labels.dtype == torch.long
+        assert len(labels) == len(boxes) == len(original) == len(xml_boxes)
+        np.testing.assert_allclose(original, xml_boxes, atol=1.0)  # VOC's 1-based pixel convention at most
+        # EvalTransform is a plain resize: x scaled by size / width, y by size / height
+        scale = np.array([size / w, size / h] * 2, np.float32)
+        np.testing.assert_allclose(boxes.numpy(), original * scale, rtol=1e-5, atol=1e-3)
