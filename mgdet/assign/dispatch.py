@@ -48,9 +48,10 @@ class Query:
 
 def _paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
     def rule(q: Query) -> Assignment:
-        return _soft(l2c, q, _shared(l2c and c2l, q, _hard(q)))
+        shared = _reg_from_cls(l2c and c2l, q.params)
+        return _soft(l2c, q, _shared(shared, _hard(q, c2l and not shared)))
 
-    def _hard(q: Query) -> Assignment:
+    def _hard(q: Query, c2l: bool) -> Assignment:
         return paper_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
                             l2c=l2c, c2l=c2l, pos_iou=q.params.pos_iou, neg_iou=q.params.neg_iou,
                             sigma=q.params.sigma, metric=q.params.mg_metric, alpha=q.params.tal_alpha,
@@ -64,20 +65,26 @@ def _fcos_paper(l2c: bool, c2l: bool) -> Callable[[Query], Assignment]:
         if q.params.mg_metric != "iou" or q.params.mg_lambda != 1.0:
             raise ValueError("mg_metric and mg_lambda / mg_ramp (variants of the paper's rule) are implemented for "
                              "anchors only, not for FCOS points")  # fmt: skip
+        shared = _reg_from_cls(l2c and c2l, q.params)
         hard = fcos_paper_assign(q.priors, q.gt_boxes, q.gt_labels, q.valid, q.pred_boxes, q.pred_scores,
-                                 l2c=l2c, c2l=c2l, sigma=q.params.sigma, radius=q.params.fcos_radius)  # fmt: skip
-        return _soft(l2c, q, _shared(l2c and c2l, q, hard))
+                                 l2c=l2c, c2l=c2l and not shared, sigma=q.params.sigma,
+                                 radius=q.params.fcos_radius)  # fmt: skip
+        return _soft(l2c, q, _shared(shared, hard))
 
     return rule
 
 
-def _shared(mg: bool, q: Query, a: Assignment) -> Assignment:
-    """Mutual Guidance with ``mg_reg: cls``: the regression samples are the classification positives."""
-    if q.params.mg_reg == "c2l" or not mg:
-        return a
-    if q.params.mg_reg != "cls":
-        raise ValueError(f"mg_reg must be 'c2l' or 'cls', got {q.params.mg_reg!r}")
-    return replace(a, reg_gt=torch.where(a.cls_gt >= 0, a.cls_gt, NEGATIVE))
+def _reg_from_cls(mg: bool, p: AssignParams) -> bool:
+    """Whether Mutual Guidance takes its regression samples from its classification positives (``mg_reg: cls``):
+    then the C2L half is not computed at all (L2C's labels do not depend on it)."""
+    if p.mg_reg not in ("c2l", "cls"):
+        raise ValueError(f"mg_reg must be 'c2l' or 'cls', got {p.mg_reg!r}")
+    return mg and p.mg_reg == "cls"
+
+
+def _shared(shared: bool, a: Assignment) -> Assignment:
+    """``mg_reg: cls``: the regression samples are the classification positives."""
+    return replace(a, reg_gt=torch.where(a.cls_gt >= 0, a.cls_gt, NEGATIVE)) if shared else a
 
 
 def _soft(l2c: bool, q: Query, a: Assignment) -> Assignment:
