@@ -32,7 +32,6 @@ RULES = (
     ("mgd", "MG, the authors' later rule (mgd)", ("{beyond}/mgd/{det}_*",)),
     ("mg_soft", "MG + soft target (mg_soft_target)", ("{beyond}/mg_soft/{det}_*",)),
     ("mg_aligned", "MG, L2C by p·u⁶ (mg_metric: aligned)", ("{beyond}/mg_aligned/{det}_*",)),
-    ("mg_aligned_soft", "MG, p·u⁶ + soft target", ("{beyond}/mg_aligned_soft/{det}_*",)),
     ("mg_ramp", "MG, ramp from static (mg_ramp: 0.3)", ("{beyond}/mg_ramp/{det}_*",)),
     (
         "mg_aligned_shared",
