@@ -219,7 +219,8 @@ def main() -> None:
     print("| strategy | batched ms | / MG | loop ms | speed-up vs loop | same labels |")
     print("|---|---:|---:|---:|---:|---|")
     for s, bt, lt, same in rows:
-        print(f"| {s} | {bt:.1f} | {bt / mg:.2f} | {lt:.0f} | {lt / bt:.1f}x | {same} |")
+        loop_cells = f"{lt:.0f} | {lt / bt:.1f}x" if args.loop_repeat else "- | -"  # --loop-repeat 0: not timed
+        print(f"| {s} | {bt:.1f} | {bt / mg:.2f} | {loop_cells} | {same} |")
     print(f"\nMG / static time ratio: {mg / times['iou']:.2f}")
     print("\n| mutual_guidance variant (AssignParams) | batched ms | / MG |\n|---|---:|---:|")
     for name, knobs in VARIANTS.items():
