@@ -210,7 +210,7 @@ def main() -> None:
         got = assign(s, *inputs)
         ref = reference_assign(s, *cpu_inputs)
         same = torch.equal(got.cls_gt.cpu(), ref.cls_gt) and torch.equal(got.reg_gt.cpu(), ref.reg_gt)
-        loop = float("nan")
+        loop = None  # not timed with --loop-repeat 0
         if args.loop_repeat:
             loop = timeit(lambda s=s: reference_assign(s, *cpu_inputs), args.loop_repeat, lambda: None)
         rows.append((s, batched, loop, "yes" if same else "NO"))
@@ -219,7 +219,7 @@ def main() -> None:
     print("| strategy | batched ms | / MG | loop ms | speed-up vs loop | same labels |")
     print("|---|---:|---:|---:|---:|---|")
     for s, bt, lt, same in rows:
-        loop_cells = f"{lt:.0f} | {lt / bt:.1f}x" if args.loop_repeat else "- | -"  # --loop-repeat 0: not timed
+        loop_cells = "- | -" if lt is None else f"{lt:.0f} | {lt / bt:.1f}x"
         print(f"| {s} | {bt:.1f} | {bt / mg:.2f} | {loop_cells} | {same} |")
     print(f"\nMG / static time ratio: {mg / times['iou']:.2f}")
     print("\n| mutual_guidance variant (AssignParams) | batched ms | / MG |\n|---|---:|---:|")
